@@ -1,0 +1,101 @@
+"""The contract every model adapter fulfils, and the result it returns."""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, ClassVar
+
+from llm.metrics import ModelMetrics
+
+OUT_OF_SCOPE = "out_of_scope"
+HEALTH_PROBE = "How do I activate my new card?"
+
+
+@dataclass(frozen=True)
+class GenerationResult:
+    text: str  # the answer the user sees
+    intent: str  # one of the 77 Banking77 labels, or "out_of_scope"
+    latency_ms: float  # wall time of the model call
+    prompt_tokens: int
+    completion_tokens: int
+    confidence: float  # 0..1, the model's confidence in `intent`
+    model_version: str
+    device: str  # "cpu", "gpu" or "cloud"
+    cost_usd: float | None = None  # None where the model has no per-call price
+    model: str = ""  # adapter name, e.g. "custom"
+    fallback_from: str | None = None  # set by the pipeline when an earlier model failed
+    request_id: str | None = None  # set by the pipeline
+    extra: dict[str, Any] = field(default_factory=dict)  # adapter-specific figures
+
+    @property
+    def tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["tokens"] = self.tokens
+        return data
+
+
+@dataclass(frozen=True)
+class HealthStatus:
+    healthy: bool
+    reason: str = ""  # why not healthy; empty when healthy
+    latency_ms: float | None = None
+
+
+class ModelAdapter(abc.ABC):
+    """One model behind a uniform async interface.
+
+    Subclasses set the class attributes and implement ``_generate``; ``generate`` adds timing
+    and per-model metrics around it. Heavy, one-off work (loading weights) goes in ``load``,
+    which the factory awaits exactly once.
+    """
+
+    name: ClassVar[str]  # short name used in FALLBACK_ORDER, e.g. "custom"
+    device: ClassVar[str]  # "cpu", "gpu" or "cloud"
+    default_version: ClassVar[str]  # e.g. "custom_model_built_0.0.0"
+    sends_data_off_host: ClassVar[bool] = False  # True for cloud APIs: prompts are redacted first
+    default_timeout_s: ClassVar[float] = 30.0
+
+    def __init__(self, version: str | None = None):
+        self.version = version or self.default_version
+        self.metrics = ModelMetrics()
+
+    async def load(self) -> None:
+        """Prepare the model for use. Raise ModelUnavailableError when it cannot serve."""
+
+    @abc.abstractmethod
+    async def _generate(self, prompt: str) -> GenerationResult:
+        """Answer one prompt. Must not block the event loop."""
+
+    async def generate(self, prompt: str) -> GenerationResult:
+        started = time.perf_counter()
+        try:
+            result = await self._generate(prompt)
+        except asyncio.CancelledError:
+            self.metrics.record_error((time.perf_counter() - started) * 1000, "cancelled")
+            raise
+        except Exception as exc:
+            self.metrics.record_error((time.perf_counter() - started) * 1000, type(exc).__name__)
+            raise
+        self.metrics.record(result)
+        return result
+
+    async def health_check(self) -> HealthStatus:
+        """Runs one real inference; subclasses may first check their prerequisites."""
+        started = time.perf_counter()
+        try:
+            await self.generate(HEALTH_PROBE)
+        except Exception as exc:  # noqa: BLE001 - any failure means unhealthy
+            return HealthStatus(False, f"{type(exc).__name__}: {exc}")
+        return HealthStatus(True, latency_ms=(time.perf_counter() - started) * 1000)
+
+    def get_metrics(self) -> dict[str, Any]:
+        return {"model": self.name, "version": self.version, "device": self.device, **self.metrics.snapshot()}
+
+    async def aclose(self) -> None:
+        """Release resources (HTTP sessions, engines)."""
