@@ -1,0 +1,165 @@
+"""Benchmark runs: every configured model answers a labelled sample of Banking77's test split."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+import time
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from llm.stats import percentile
+
+if TYPE_CHECKING:
+    from llm.banking77 import Example
+    from llm.factory import ModelFactory
+    from llm.ports import PipelineStore
+
+log = logging.getLogger(__name__)
+Progress = Callable[[str, int], None]  # (model name, examples done) -> None
+
+
+@dataclass
+class ModelBenchmark:
+    model: str
+    model_version: str | None = None
+    device: str | None = None
+    available: bool = True
+    reason: str = ""  # why unavailable
+    n: int = 0  # examples asked
+    latency_p50_ms: float | None = None
+    latency_p99_ms: float | None = None
+    accuracy: float | None = None  # over all n examples; an error counts as wrong
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    errors: int = 0
+    cost_usd: float | None = None
+
+
+@dataclass
+class BenchmarkRun:
+    trigger: str
+    sample_size: int
+    started_at: datetime
+    finished_at: datetime | None = None
+    results: list[ModelBenchmark] = field(default_factory=list)
+    recommendation: str = ""
+    id: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["started_at"] = self.started_at.isoformat()
+        data["finished_at"] = self.finished_at.isoformat() if self.finished_at else None
+        return data
+
+
+def stratified_sample(examples: Sequence[Example], n: int | None, seed: int = 0) -> list[Example]:
+    """n examples spread over the intents round-robin (all of them when n is None or too large)."""
+    if n is None or n >= len(examples):
+        return list(examples)
+    rng = random.Random(seed)
+    by_intent: dict[str, list[Example]] = defaultdict(list)
+    for example in examples:
+        by_intent[example.intent].append(example)
+    pools = [rng.sample(items, len(items)) for _, items in sorted(by_intent.items())]
+    rng.shuffle(pools)
+    picked: list[Example] = []
+    while len(picked) < n:
+        for pool in pools:
+            if pool and len(picked) < n:
+                picked.append(pool.pop())
+    return picked
+
+
+def recommend(results: Sequence[ModelBenchmark]) -> str:
+    """"X for fastest, Y for most accurate", from the models that answered."""
+    usable = [r for r in results if r.available and r.latency_p50_ms is not None and r.accuracy is not None]
+    if not usable:
+        return "no model answered the benchmark"
+    fastest = min(usable, key=lambda r: r.latency_p50_ms)
+    best = max(usable, key=lambda r: (r.accuracy, -r.latency_p50_ms))
+    if fastest.model == best.model:
+        return f"{fastest.model} is both fastest and most accurate"
+    return f"{fastest.model} for fastest, {best.model} for most accurate"
+
+
+class BenchmarkRunner:
+    def __init__(self, factory: ModelFactory, examples: Callable[[], Sequence[Example]], store: PipelineStore,
+                 log_path: Path, models: Sequence[str], concurrency: int = 4, timeout_s: float = 60.0):
+        self.factory = factory
+        self.examples = examples  # the labelled test split, loaded on first run
+        self.store = store
+        self.log_path = Path(log_path)
+        self.models = list(models)
+        self.concurrency = concurrency
+        self.timeout_s = timeout_s
+        self._lock = asyncio.Lock()  # one run at a time in this process
+
+    @property
+    def running(self) -> bool:
+        return self._lock.locked()
+
+    async def run(self, *, models: Sequence[str] | None = None, sample: int | None = 20, trigger: str = "manual",
+                  seed: int | None = None, progress: Progress | None = None) -> BenchmarkRun:
+        async with self._lock:
+            chosen = stratified_sample(await asyncio.to_thread(self.examples), sample,
+                                       seed if seed is not None else time.time_ns())
+            run = BenchmarkRun(trigger=trigger, sample_size=len(chosen), started_at=datetime.now(UTC))
+            for name in models or self.models:
+                run.results.append(await self._benchmark_model(name, chosen, progress))
+            run.finished_at = datetime.now(UTC)
+            run.recommendation = recommend(run.results)
+            run.id = await self.store.save_benchmark_run(run.to_dict() | {
+                "started_at": run.started_at, "finished_at": run.finished_at})
+            await asyncio.to_thread(self._append_log, run)
+            return run
+
+    async def _benchmark_model(self, name: str, examples: list[Example], progress: Progress | None) -> ModelBenchmark:
+        outcome = ModelBenchmark(model=name, n=len(examples))
+        try:
+            adapter = await self.factory.get(name)
+        except Exception as exc:  # noqa: BLE001 - an unavailable model is recorded with its reason
+            outcome.available, outcome.reason = False, str(exc) or type(exc).__name__
+            return outcome
+        outcome.model_version, outcome.device = adapter.version, adapter.device
+        latencies: list[float] = []
+        correct, cost, done = 0, 0.0, 0
+        gate = asyncio.Semaphore(self.concurrency)
+
+        async def ask(example: Example) -> None:
+            nonlocal correct, cost, done
+            async with gate:
+                try:
+                    result = await asyncio.wait_for(adapter.generate(example.text), self.timeout_s)
+                except Exception as exc:  # noqa: BLE001
+                    outcome.errors += 1
+                    outcome.reason = outcome.reason or f"{type(exc).__name__}: {exc}"
+                else:
+                    latencies.append(result.latency_ms)
+                    correct += result.intent == example.intent
+                    outcome.prompt_tokens += result.prompt_tokens
+                    outcome.completion_tokens += result.completion_tokens
+                    cost += result.cost_usd or 0.0
+                done += 1
+                if progress:
+                    progress(name, done)
+
+        await asyncio.gather(*(ask(e) for e in examples))
+        outcome.latency_p50_ms = percentile(latencies, 50)
+        outcome.latency_p99_ms = percentile(latencies, 99)
+        outcome.accuracy = correct / len(examples) if examples else None
+        outcome.cost_usd = cost if adapter.sends_data_off_host else None
+        if examples and outcome.errors == len(examples):
+            outcome.available = False
+        return outcome
+
+    def _append_log(self, run: BenchmarkRun) -> None:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("a", encoding="utf-8") as handle:
+            handle.write(json.dumps(run.to_dict()) + "\n")

@@ -1,0 +1,214 @@
+"""BankingLLMPipeline: the active model first, then the fallback chain, with timeouts, circuit breakers,
+request records and a periodic background benchmark."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+import uuid
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from llm.circuit_breaker import CircuitBreaker
+from llm.errors import AllModelsFailedError, InvalidPromptError, LLMError
+from llm.switching import ModelSwitcher
+
+if TYPE_CHECKING:
+    from llm.adapters.base import GenerationResult, ModelAdapter
+    from llm.benchmark import BenchmarkRunner
+    from llm.config import LLMSettings
+    from llm.factory import ModelFactory
+    from llm.ports import PipelineStore
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RequestContext:
+    source: str = "api"  # slack | api | cli
+    user_id: str | None = None  # hashed before it is stored
+    request_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+
+
+@dataclass
+class PipelineOptions:
+    fallback_order: list[str]
+    timeout_s: float = 30.0  # upper bound; each adapter's default_timeout_s may be lower
+    timeouts: dict[str, float] = field(default_factory=dict)  # per-model overrides
+    breaker_failures: int = 3
+    breaker_cooldown_s: float = 30.0
+    benchmark_every_n: int = 50  # 0 disables the periodic benchmark
+    benchmark_sample: int = 20
+    max_prompt_chars: int = 4000
+    store_messages: bool = False  # keep the (redacted) message text in request rows
+    user_hash_salt: str = "bankbot"
+
+    @classmethod
+    def from_settings(cls, settings: LLMSettings, **overrides: Any) -> PipelineOptions:
+        values = dict(
+            fallback_order=settings.fallback_names, timeout_s=settings.model_timeout_s,
+            breaker_failures=settings.breaker_failures, breaker_cooldown_s=settings.breaker_cooldown_s,
+            benchmark_every_n=settings.benchmark_every_n, benchmark_sample=settings.benchmark_sample,
+            max_prompt_chars=settings.max_prompt_chars,
+        )
+        values.update(overrides)
+        return cls(**values)
+
+
+class BankingLLMPipeline:
+    def __init__(self, factory: ModelFactory, store: PipelineStore, options: PipelineOptions, *,
+                 default_model: str, benchmark: BenchmarkRunner | None = None):
+        self.factory = factory
+        self.store = store
+        self.options = options
+        self.benchmark = benchmark
+        self.switcher = ModelSwitcher(factory, store, default_model)
+        self.breakers: dict[str, CircuitBreaker] = {}
+        self.request_count = 0
+        self.fallbacks = 0
+        self.benchmark_task: asyncio.Task | None = None
+
+    @property
+    def active_model(self) -> str:
+        return self.switcher.active
+
+    async def start(self) -> None:
+        """Read the active model from the database and follow switches made by other replicas."""
+        await self.switcher.start()
+
+    def breaker(self, name: str) -> CircuitBreaker:
+        if name not in self.breakers:
+            self.breakers[name] = CircuitBreaker(self.options.breaker_failures, self.options.breaker_cooldown_s)
+        return self.breakers[name]
+
+    def chain(self) -> list[str]:
+        active = self.active_model
+        return [active] + [n for n in self.options.fallback_order if n != active]
+
+    async def generate(self, prompt: str, context: RequestContext | None = None) -> GenerationResult:
+        context = context or RequestContext()
+        prompt = self._validate(prompt)
+        failures: dict[str, str] = {}
+        started = time.perf_counter()
+        try:
+            for name in self.chain():
+                try:
+                    result = await self._call(name, prompt)
+                except Exception as exc:  # noqa: BLE001 - every failure moves down the chain
+                    failures[name] = _reason(exc)
+                    log.warning("model %s failed for request %s: %s", name, context.request_id, failures[name])
+                    continue
+                fallback_from = next(iter(failures), None)
+                self.fallbacks += fallback_from is not None
+                result = replace(result, fallback_from=fallback_from, request_id=context.request_id)
+                self._record(context, prompt, result=result)
+                return result
+            error = AllModelsFailedError(failures)
+            self._record(context, prompt, error=str(error), latency_ms=(time.perf_counter() - started) * 1000)
+            raise error
+        finally:
+            self._count_request()
+
+    def _validate(self, prompt: str) -> str:
+        text = (prompt or "").strip()
+        if not text:
+            raise InvalidPromptError("the message is empty")
+        if len(text) > self.options.max_prompt_chars:
+            raise InvalidPromptError(
+                f"the message is {len(text)} characters long; the limit is {self.options.max_prompt_chars}")
+        return text
+
+    async def _call(self, name: str, prompt: str) -> GenerationResult:
+        breaker = self.breaker(name)
+        if not breaker.allows_call():
+            raise LLMError(f"circuit open after {breaker.consecutive_failures} failures; "
+                           f"retry in {breaker.retry_in_s():.0f}s")
+        try:
+            adapter = await self.factory.get(name)
+            timeout = self._timeout(name, adapter)
+            try:
+                result = await asyncio.wait_for(adapter.generate(prompt), timeout)
+            except TimeoutError:
+                raise LLMError(f"timed out after {timeout:g}s") from None
+        except Exception:
+            breaker.record_failure()
+            raise
+        breaker.record_success()
+        return result
+
+    def _timeout(self, name: str, adapter: ModelAdapter) -> float:
+        if name in self.options.timeouts:
+            return self.options.timeouts[name]
+        return min(self.options.timeout_s, adapter.default_timeout_s)
+
+    def _record(self, context: RequestContext, prompt: str, *, result: GenerationResult | None = None,
+                error: str | None = None, latency_ms: float | None = None) -> None:
+        row: dict[str, Any] = {
+            "created_at": datetime.now(UTC), "request_id": context.request_id, "source": context.source,
+            "user_hash": self._hash_user(context.user_id), "error": error,
+            "message": _redacted(prompt) if self.options.store_messages else None,
+        }
+        if result is not None:
+            row.update(model=result.model, model_version=result.model_version, device=result.device,
+                       latency_ms=result.latency_ms, prompt_tokens=result.prompt_tokens,
+                       completion_tokens=result.completion_tokens, confidence=result.confidence,
+                       intent=result.intent, fallback_from=result.fallback_from)
+        else:
+            row.update(model=self.active_model, latency_ms=latency_ms)
+        self.store.request_log.add(row)
+
+    def _hash_user(self, user_id: str | None) -> str | None:
+        if not user_id:
+            return None
+        return hashlib.sha256(f"{self.options.user_hash_salt}:{user_id}".encode()).hexdigest()[:32]
+
+    def _count_request(self) -> None:
+        self.request_count += 1
+        every = self.options.benchmark_every_n
+        if self.benchmark and every and self.request_count % every == 0:
+            self.start_background_benchmark()
+
+    def start_background_benchmark(self) -> asyncio.Task | None:
+        """Start a benchmark of all models unless one is running; never awaited by a user's request."""
+        if self.benchmark is None or (self.benchmark_task and not self.benchmark_task.done()):
+            return None
+        self.benchmark_task = asyncio.create_task(self._benchmark_in_background(), name="periodic-benchmark")
+        return self.benchmark_task
+
+    async def _benchmark_in_background(self) -> None:
+        try:
+            await self.benchmark.run(sample=self.options.benchmark_sample, trigger="periodic")
+        except Exception:  # noqa: BLE001 - a failed benchmark must never surface to users
+            log.exception("periodic benchmark failed")
+
+    async def switch_model(self, target: str, *, by: str):
+        """Validate and health-check `target`, then make it active for every replica."""
+        return await self.switcher.switch(target, by=by)
+
+    async def health(self) -> dict[str, Any]:
+        """Each configured model's health (loads models that are not loaded yet)."""
+        return await self.switcher.health_of_all(self.options.fallback_order)
+
+    def metrics(self) -> dict[str, dict[str, Any]]:
+        return {name: adapter.get_metrics() for name, adapter in self.factory.loaded().items()}
+
+    async def aclose(self) -> None:
+        await self.switcher.aclose()
+        if self.benchmark_task and not self.benchmark_task.done():
+            self.benchmark_task.cancel()
+            await asyncio.gather(self.benchmark_task, return_exceptions=True)
+        await self.factory.aclose()
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    return text if isinstance(exc, LLMError) else f"{type(exc).__name__}: {text}"
+
+
+def _redacted(text: str) -> str:
+    from llm.redact import redact
+
+    return redact(text)

@@ -1,0 +1,111 @@
+"""Which model is active: kept in the database so every replica follows a switch, with an audit trail."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from llm.adapters.base import HealthStatus
+from llm.errors import UnknownModelError
+
+if TYPE_CHECKING:
+    from llm.factory import ModelFactory
+    from llm.ports import PipelineStore
+
+log = logging.getLogger(__name__)
+
+ACTIVE_MODEL_KEY = "active_model"  # the model every replica serves
+CONFIGURED_MODEL_KEY = "configured_model"  # LLM_MODEL_VERSION as last seen at start-up
+
+
+@dataclass(frozen=True)
+class SwitchOutcome:
+    ok: bool
+    previous: str
+    target: str  # the resolved adapter name, or the raw input when it is unknown
+    reason: str = ""
+
+
+class ModelSwitcher:
+    def __init__(self, factory: ModelFactory, store: PipelineStore, default_model: str, poll_s: float = 1.0):
+        self.factory = factory
+        self.store = store
+        self.configured = default_model  # LLM_MODEL_VERSION
+        self.active = factory.resolve(default_model)
+        self.poll_s = poll_s
+        self._poller: asyncio.Task | None = None
+
+    async def start(self) -> None:
+        """LLM_MODEL_VERSION wins when it changed since the last start (`cp .env.qlora .env`);
+        otherwise the database's active model does, so a runtime switch survives restarts."""
+        seen = await self.store.get_setting(CONFIGURED_MODEL_KEY)
+        stored = await self.store.get_setting(ACTIVE_MODEL_KEY)
+        if seen != self.configured or stored is None:
+            await self.store.put_setting(CONFIGURED_MODEL_KEY, self.configured)
+            await self.store.put_setting(ACTIVE_MODEL_KEY, self.active)
+        else:
+            self._adopt(stored)
+        if self._poller is None and self.poll_s > 0:
+            self._poller = asyncio.create_task(self._follow(), name="active-model-poller")
+
+    async def refresh(self) -> str:
+        stored = await self.store.get_setting(ACTIVE_MODEL_KEY)
+        if stored:
+            self._adopt(stored)
+        return self.active
+
+    def _adopt(self, stored: str) -> None:
+        try:
+            name = self.factory.resolve(stored)
+        except UnknownModelError:
+            log.error("ignoring unknown active model %r in the database", stored)
+            return
+        if name != self.active:
+            log.info("active model is now %s (was %s)", name, self.active)
+            self.active = name
+
+    async def _follow(self) -> None:
+        while True:
+            await asyncio.sleep(self.poll_s)
+            try:
+                await self.refresh()
+            except Exception as exc:  # noqa: BLE001 - a database outage must not stop the poller
+                log.debug("could not refresh the active model: %s", exc)
+
+    async def switch(self, target: str, *, by: str) -> SwitchOutcome:
+        previous = self.active
+        try:
+            name = self.factory.resolve(target)
+        except UnknownModelError as exc:
+            return await self._audit(SwitchOutcome(False, previous, target, str(exc)), by)
+        health = await self.health_of(name)
+        if not health.healthy:
+            return await self._audit(SwitchOutcome(False, previous, name, f"{name} is unhealthy: {health.reason}"), by)
+        await self.store.put_setting(ACTIVE_MODEL_KEY, name)
+        self.active = name
+        return await self._audit(SwitchOutcome(True, previous, name), by)
+
+    async def _audit(self, outcome: SwitchOutcome, by: str) -> SwitchOutcome:
+        await self.store.record_switch(from_model=outcome.previous, to_model=outcome.target, by=by,
+                                       ok=outcome.ok, reason=outcome.reason)
+        return outcome
+
+    async def health_of(self, name: str) -> HealthStatus:
+        try:
+            adapter = await self.factory.get(name)
+        except Exception as exc:  # noqa: BLE001 - a model that cannot load is unhealthy, with its reason
+            return HealthStatus(False, str(exc) or type(exc).__name__)
+        return await adapter.health_check()
+
+    async def health_of_all(self, names: list[str]) -> dict[str, HealthStatus]:
+        ordered = list(dict.fromkeys([self.active, *names]))
+        results = await asyncio.gather(*(self.health_of(n) for n in ordered))
+        return dict(zip(ordered, results, strict=True))
+
+    async def aclose(self) -> None:
+        if self._poller:
+            self._poller.cancel()
+            await asyncio.gather(self._poller, return_exceptions=True)
+            self._poller = None
