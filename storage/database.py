@@ -1,0 +1,169 @@
+"""The one entry point to persistence: an async engine on SQLite or PostgreSQL, and the queries bankbot needs."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+from pathlib import Path
+
+from sqlalchemy import delete, event, insert, select, text
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.orm import selectinload
+from sqlalchemy.pool import StaticPool
+
+from storage.migrate import upgrade_on
+from storage.models import Base, BenchmarkResult, BenchmarkRun, ModelSwitch, ProcessedEvent, Setting, utcnow
+from storage.request_log import RequestLog
+from storage.request_metrics import request_metrics
+
+PING_TIMEOUT_S = 5.0
+SQLITE_BUSY_TIMEOUT_S = 30.0  # how long a writer waits for another connection's lock
+PG_CONNECT_TIMEOUT_S = 10.0
+
+
+def make_engine(url: str) -> AsyncEngine:
+    """An async engine tuned per backend: SQLite gets WAL, foreign keys and a busy timeout."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return create_async_engine(url, pool_pre_ping=True, connect_args={"timeout": PG_CONNECT_TIMEOUT_S})
+    in_memory = parsed.database in (None, "", ":memory:")
+    engine = create_async_engine(
+        url,
+        connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S} | ({"check_same_thread": False} if in_memory else {}),
+        **({"poolclass": StaticPool} if in_memory else {}),  # one shared connection, or each sees its own DB
+    )
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _sqlite_pragmas(dbapi_connection, _record):
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        if not in_memory:
+            cursor.execute("PRAGMA journal_mode=WAL")  # readers do not block the writer
+        cursor.close()
+
+    return engine
+
+
+class Database:
+    def __init__(self, url: str, *, buffer_limit: int = 10_000, flush_interval_s: float = 0.5,
+                 batch_size: int = 500):
+        self.url = url
+        self.engine = make_engine(url)
+        self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        self.request_log = RequestLog(self.engine, buffer_limit=buffer_limit,
+                                      flush_interval_s=flush_interval_s, batch_size=batch_size)
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    # -- lifecycle ------------------------------------------------------------------------------------
+
+    async def upgrade(self) -> None:
+        """``alembic upgrade head`` on this database; creates a SQLite file's parent directory."""
+        parsed = make_url(self.url)
+        if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        async with self.engine.begin() as conn:
+            await conn.run_sync(upgrade_on)
+
+    async def truncate_all(self) -> None:
+        """Delete every row of every table (alembic_version excepted)."""
+        tables = list(reversed(Base.metadata.sorted_tables))
+        async with self.engine.begin() as conn:
+            if self.dialect == "postgresql":
+                names = ", ".join(f'"{table.name}"' for table in tables)
+                await conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+            else:
+                for table in tables:
+                    await conn.execute(delete(table))
+
+    async def ping(self) -> bool:
+        """True when the database answers ``SELECT 1`` within PING_TIMEOUT_S. Never raises."""
+        async def probe() -> None:
+            async with self.engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+
+        try:
+            await asyncio.wait_for(probe(), timeout=PING_TIMEOUT_S)
+        except Exception:  # noqa: BLE001
+            return False
+        return True
+
+    async def aclose(self) -> None:
+        """Flush the request log (best effort) and release every connection."""
+        try:
+            await self.request_log.aclose()
+        finally:
+            await self.engine.dispose()
+
+    # -- settings -------------------------------------------------------------------------------------
+
+    async def get_setting(self, key: str) -> str | None:
+        async with self.engine.connect() as conn:
+            return (await conn.execute(select(Setting.value).where(Setting.key == key))).scalar_one_or_none()
+
+    async def put_setting(self, key: str, value: str) -> None:
+        values = {"key": key, "value": value, "updated_at": utcnow()}
+        statement = self._insert(Setting).values(values)
+        statement = statement.on_conflict_do_update(
+            index_elements=[Setting.key], set_={"value": value, "updated_at": values["updated_at"]}
+        )
+        async with self.engine.begin() as conn:
+            await conn.execute(statement)
+
+    # -- model switch audit trail ---------------------------------------------------------------------
+
+    async def record_switch(self, *, from_model: str | None, to_model: str, by: str, ok: bool,
+                            reason: str = "") -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(insert(ModelSwitch).values(
+                at=utcnow(), from_model=from_model, to_model=to_model, by=by, ok=ok, reason=reason))
+
+    async def list_switches(self, limit: int = 20) -> list[dict]:
+        """The latest ``limit`` switches, newest first."""
+        query = select(ModelSwitch).order_by(ModelSwitch.at.desc(), ModelSwitch.id.desc()).limit(limit)
+        async with self.sessions() as session:
+            return [switch.as_dict() for switch in (await session.scalars(query))]
+
+    # -- request log ----------------------------------------------------------------------------------
+
+    async def request_metrics(self, since: datetime | None = None) -> list[dict]:
+        """Per-model count, latency (avg, p50, p99 over successes), error rate and tokens since ``since``."""
+        async with self.engine.connect() as conn:
+            return await request_metrics(conn, since)
+
+    # -- benchmarks -----------------------------------------------------------------------------------
+
+    async def save_benchmark_run(self, run: dict) -> int:
+        """Store a run and its per-model results in one transaction; returns the run id."""
+        fields = dict(run)
+        results = [BenchmarkResult(**result) for result in fields.pop("results", [])]
+        record = BenchmarkRun(**fields, results=results)
+        async with self.sessions.begin() as session:
+            session.add(record)
+        return record.id
+
+    async def latest_benchmark_runs(self, limit: int = 1) -> list[dict]:
+        """The latest ``limit`` runs, newest first, each with its ``results`` in insertion order."""
+        query = (select(BenchmarkRun).options(selectinload(BenchmarkRun.results))
+                 .order_by(BenchmarkRun.started_at.desc(), BenchmarkRun.id.desc()).limit(limit))
+        async with self.sessions() as session:
+            runs = (await session.scalars(query)).all()
+        return [run.as_dict() | {"results": [result.as_dict() for result in run.results]} for run in runs]
+
+    # -- Slack event de-duplication -------------------------------------------------------------------
+
+    async def claim_event(self, event_id: str) -> bool:
+        """True for the first claim of ``event_id`` across every process and replica, False afterwards."""
+        statement = (self._insert(ProcessedEvent).values(event_id=event_id, created_at=utcnow())
+                     .on_conflict_do_nothing(index_elements=[ProcessedEvent.event_id])
+                     .returning(ProcessedEvent.event_id))
+        async with self.engine.begin() as conn:
+            return (await conn.execute(statement)).first() is not None
+
+    def _insert(self, model: type[Base]):
+        """The dialect's INSERT, which has ``on_conflict_do_*`` on both PostgreSQL and SQLite."""
+        return (postgresql.insert if self.dialect == "postgresql" else sqlite.insert)(model)

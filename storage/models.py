@@ -1,0 +1,163 @@
+"""ORM models: the request log, benchmark runs, the model-switch audit trail, settings, Slack event claims.
+
+Every timestamp is timezone-aware UTC on the way in and on the way out, on PostgreSQL and on SQLite
+(which stores naive text, so ``UTCDateTime`` converts at the boundary).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+# Deterministic constraint names, so migrations can drop/alter them on every backend (SQLite batch mode too).
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# 64-bit ids on PostgreSQL; SQLite only auto-increments an INTEGER PRIMARY KEY.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timezone-aware UTC datetime on every backend. Naive datetimes are taken to be UTC."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect) -> datetime | None:
+        if value is None:
+            return None
+        value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {datetime: UTCDateTime}
+
+    def as_dict(self) -> dict[str, Any]:
+        return {column.key: getattr(self, column.key) for column in self.__table__.columns}
+
+
+class RequestRecord(Base):
+    """One pipeline ``generate``: who asked (hashed), which model answered, how fast, how well."""
+
+    __tablename__ = "requests"
+    __table_args__ = (Index("ix_requests_model_created_at", "model", "created_at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    request_id: Mapped[str] = mapped_column(String, index=True)
+    source: Mapped[str] = mapped_column(String)  # slack, api, cli or benchmark
+    user_hash: Mapped[str | None] = mapped_column(String)
+    model: Mapped[str] = mapped_column(String)
+    model_version: Mapped[str | None] = mapped_column(String)
+    device: Mapped[str | None] = mapped_column(String)
+    latency_ms: Mapped[float] = mapped_column(Float)
+    prompt_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    completion_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    confidence: Mapped[float | None] = mapped_column(Float)
+    intent: Mapped[str | None] = mapped_column(String)
+    error: Mapped[str | None] = mapped_column(Text)  # None on success
+    fallback_from: Mapped[str | None] = mapped_column(String)
+    message: Mapped[str | None] = mapped_column(Text)  # only when STORE_MESSAGES is on, redacted by the caller
+
+
+class BenchmarkRun(Base):
+    __tablename__ = "benchmark_runs"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    started_at: Mapped[datetime] = mapped_column(index=True)
+    finished_at: Mapped[datetime | None]
+    trigger: Mapped[str] = mapped_column(String)  # periodic, manual or cli
+    sample_size: Mapped[int] = mapped_column(Integer)
+    recommendation: Mapped[str] = mapped_column(Text, default="")
+
+    results: Mapped[list[BenchmarkResult]] = relationship(
+        back_populates="run", cascade="all, delete-orphan", passive_deletes=True, order_by="BenchmarkResult.id"
+    )
+
+
+class BenchmarkResult(Base):
+    """One model's figures within a benchmark run. Figures are None where the model was unavailable."""
+
+    __tablename__ = "benchmark_results"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("benchmark_runs.id", ondelete="CASCADE"), index=True)
+    model: Mapped[str] = mapped_column(String)
+    model_version: Mapped[str | None] = mapped_column(String)
+    device: Mapped[str | None] = mapped_column(String)
+    available: Mapped[bool] = mapped_column(Boolean)
+    reason: Mapped[str] = mapped_column(Text, default="")  # why unavailable; empty otherwise
+    n: Mapped[int] = mapped_column(Integer, default=0)  # prompts answered
+    latency_p50_ms: Mapped[float | None] = mapped_column(Float)
+    latency_p99_ms: Mapped[float | None] = mapped_column(Float)
+    accuracy: Mapped[float | None] = mapped_column(Float)
+    prompt_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    completion_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    errors: Mapped[int] = mapped_column(Integer, default=0)
+    cost_usd: Mapped[float | None] = mapped_column(Float)
+
+    run: Mapped[BenchmarkRun] = relationship(back_populates="results")
+
+
+class ModelSwitch(Base):
+    """The audit trail of active-model changes, successful or not."""
+
+    __tablename__ = "model_switches"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    from_model: Mapped[str | None] = mapped_column(String)
+    to_model: Mapped[str] = mapped_column(String)
+    by: Mapped[str] = mapped_column(String)  # who asked: a Slack user, "api", "cli", "startup"
+    ok: Mapped[bool] = mapped_column(Boolean)
+    reason: Mapped[str] = mapped_column(Text, default="")
+
+
+class Setting(Base):
+    """Key/value settings shared by every replica, e.g. the active model."""
+
+    __tablename__ = "settings"
+
+    key: Mapped[str] = mapped_column(String, primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class ProcessedEvent(Base):
+    """A Slack event id claimed by one replica; the primary key makes the claim atomic."""
+
+    __tablename__ = "processed_events"
+
+    event_id: Mapped[str] = mapped_column(String, primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
