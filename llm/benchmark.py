@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from llm.stats import percentile
+from llm.evaluation import evaluate
 
 if TYPE_CHECKING:
     from llm.banking77 import Example
@@ -105,8 +105,9 @@ class BenchmarkRunner:
     def running(self) -> bool:
         return self._lock.locked()
 
-    async def run(self, *, models: Sequence[str] | None = None, sample: int | None = 20, trigger: str = "manual",
-                  seed: int | None = None, progress: Progress | None = None) -> BenchmarkRun:
+    async def run(self, *, models: Sequence[str] | None = None, sample: int | None = 20,
+                  trigger: str = "manual", seed: int | None = None,
+                  progress: Progress | None = None) -> BenchmarkRun:
         async with self._lock:
             chosen = stratified_sample(await asyncio.to_thread(self.examples), sample,
                                        seed if seed is not None else time.time_ns())
@@ -120,42 +121,32 @@ class BenchmarkRunner:
             await asyncio.to_thread(self._append_log, run)
             return run
 
-    async def _benchmark_model(self, name: str, examples: list[Example], progress: Progress | None) -> ModelBenchmark:
+    async def _benchmark_model(self, name: str, examples: list[Example],
+                               progress: Progress | None) -> ModelBenchmark:
         outcome = ModelBenchmark(model=name, n=len(examples))
         try:
             adapter = await self.factory.get(name)
         except Exception as exc:  # noqa: BLE001 - an unavailable model is recorded with its reason
             outcome.available, outcome.reason = False, str(exc) or type(exc).__name__
             return outcome
+        done = 0
+
+        def tick(step: int) -> None:
+            nonlocal done
+            done += step
+            if progress:
+                progress(name, done)
+
+        report = await evaluate(adapter, examples, concurrency=self.concurrency, timeout_s=self.timeout_s,
+                                progress=tick)
+        figures = report.summary()
         outcome.model_version, outcome.device = adapter.version, adapter.device
-        latencies: list[float] = []
-        correct, cost, done = 0, 0.0, 0
-        gate = asyncio.Semaphore(self.concurrency)
-
-        async def ask(example: Example) -> None:
-            nonlocal correct, cost, done
-            async with gate:
-                try:
-                    result = await asyncio.wait_for(adapter.generate(example.text), self.timeout_s)
-                except Exception as exc:  # noqa: BLE001
-                    outcome.errors += 1
-                    outcome.reason = outcome.reason or f"{type(exc).__name__}: {exc}"
-                else:
-                    latencies.append(result.latency_ms)
-                    correct += result.intent == example.intent
-                    outcome.prompt_tokens += result.prompt_tokens
-                    outcome.completion_tokens += result.completion_tokens
-                    cost += result.cost_usd or 0.0
-                done += 1
-                if progress:
-                    progress(name, done)
-
-        await asyncio.gather(*(ask(e) for e in examples))
-        outcome.latency_p50_ms = percentile(latencies, 50)
-        outcome.latency_p99_ms = percentile(latencies, 99)
-        outcome.accuracy = correct / len(examples) if examples else None
-        outcome.cost_usd = cost if adapter.sends_data_off_host else None
-        if examples and outcome.errors == len(examples):
+        outcome.latency_p50_ms, outcome.latency_p99_ms = figures["latency_p50_ms"], figures["latency_p99_ms"]
+        outcome.accuracy, outcome.errors = report.accuracy, report.errors
+        outcome.prompt_tokens, outcome.completion_tokens = report.prompt_tokens, report.completion_tokens
+        outcome.cost_usd = report.cost_usd if adapter.sends_data_off_host else None
+        outcome.reason = report.first_error
+        if examples and report.errors == len(examples):
             outcome.available = False
         return outcome
 

@@ -1,0 +1,100 @@
+"""Ask one model a labelled set of questions: accuracy, macro-F1, latency and throughput."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from llm.stats import percentile
+
+if TYPE_CHECKING:
+    from llm.adapters.base import ModelAdapter
+    from llm.banking77 import Example
+
+
+@dataclass
+class EvalReport:
+    model: str
+    model_version: str
+    device: str
+    n: int
+    correct: int = 0
+    errors: int = 0
+    first_error: str = ""
+    latencies_ms: list[float] = field(default_factory=list, repr=False)
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float = 0.0
+    wall_s: float = 0.0
+    pairs: list[tuple[str, str | None]] = field(default_factory=list, repr=False)  # (gold, predicted)
+
+    @property
+    def accuracy(self) -> float | None:
+        return self.correct / self.n if self.n else None
+
+    @property
+    def throughput_per_s(self) -> float | None:
+        return self.n / self.wall_s if self.wall_s else None
+
+    @property
+    def macro_f1(self) -> float | None:
+        """Mean F1 over the gold labels; an error counts as a wrong prediction."""
+        if not self.pairs:
+            return None
+        tp, fp, fn = Counter(), Counter(), Counter()
+        for gold, predicted in self.pairs:
+            if gold == predicted:
+                tp[gold] += 1
+            else:
+                fn[gold] += 1
+                if predicted is not None:
+                    fp[predicted] += 1
+        scores = []
+        for label in {gold for gold, _ in self.pairs}:
+            denominator = 2 * tp[label] + fp[label] + fn[label]
+            scores.append(2 * tp[label] / denominator if denominator else 0.0)
+        return sum(scores) / len(scores)
+
+    def summary(self) -> dict:
+        return {
+            "model": self.model, "model_version": self.model_version, "device": self.device, "n": self.n,
+            "accuracy": self.accuracy, "macro_f1": self.macro_f1, "errors": self.errors,
+            "latency_p50_ms": percentile(self.latencies_ms, 50), "latency_p99_ms": percentile(self.latencies_ms, 99),
+            "throughput_per_s": self.throughput_per_s, "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens, "cost_usd": self.cost_usd, "wall_s": self.wall_s,
+            "first_error": self.first_error,
+        }
+
+
+async def evaluate(adapter: ModelAdapter, examples: Sequence[Example], *, concurrency: int = 8,
+                   timeout_s: float = 60.0, progress: Callable[[int], None] | None = None) -> EvalReport:
+    """Each example goes straight to the adapter (no fallback), at most `concurrency` at a time."""
+    report = EvalReport(adapter.name, adapter.version, adapter.device, len(examples))
+    gate = asyncio.Semaphore(concurrency)
+
+    async def ask(example: Example) -> None:
+        async with gate:
+            try:
+                result = await asyncio.wait_for(adapter.generate(example.text), timeout_s)
+            except Exception as exc:  # noqa: BLE001 - an error is a wrong answer, counted apart
+                report.errors += 1
+                report.first_error = report.first_error or f"{type(exc).__name__}: {exc}"
+                report.pairs.append((example.intent, None))
+            else:
+                report.latencies_ms.append(result.latency_ms)
+                report.correct += result.intent == example.intent
+                report.pairs.append((example.intent, result.intent))
+                report.prompt_tokens += result.prompt_tokens
+                report.completion_tokens += result.completion_tokens
+                report.cost_usd += result.cost_usd or 0.0
+        if progress:
+            progress(1)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(ask(e) for e in examples))
+    report.wall_s = time.perf_counter() - started
+    return report
