@@ -23,16 +23,13 @@ EMAIL = re.compile(r"(?<![\w.+-])[\w.+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
 # Country code and check digits are written together ("GB82"); groups after them may be spaced.
 IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?:[ ]?[A-Z0-9]){11,30}\b", re.IGNORECASE)
 CARD = re.compile(r"(?<![\d-])\d(?:[ -]?\d){12,18}(?![\d-])")
-SORT_CODE = re.compile(
-    r"(?<![\w-])\d{2}([- ])\d{2}\1\d{2}(?![\w-])"  # 12-34-56, 12 34 56
-    r"|(?<=sort code)(?:\s*(?:is|:|-)?\s*)\d{6}(?!\d)",  # "sort code 123456"
-    re.IGNORECASE,
+# Keyword forms keep the words and replace only the digits: "sort code: [SORT_CODE]".
+SORT_CODE_AFTER_WORDS = re.compile(r"\b(sort[ -]?code\s*(?:is|:|-)?\s*)(\d{2}([- ]?)\d{2}\3\d{2})(?!\d)", re.I)
+SORT_CODE = re.compile(r"(?<![\w-])\d{2}([- ])\d{2}\1\d{2}(?![\w-])")  # 12-34-56, 12 34 56
+ACCOUNT_AFTER_WORDS = re.compile(
+    r"\b((?:account|acct|a/c)(?:\s+(?:number|num|no\.?))?\s*(?:is|:|#)?\s*)(\d(?:[ -]?\d){5,17})(?!\d)", re.I
 )
-ACCOUNT = re.compile(
-    r"(?<=\b(?:account|acct|a/c)\b)((?:\s*(?:number|num|no\.?|#))?\s*(?:is|:)?\s*)(\d(?:[ -]?\d){5,17})(?![\d])"
-    r"|(?<![\d£$€.,:/-])\d{8}(?![\d.,:/-])",
-    re.IGNORECASE,
-)
+ACCOUNT = re.compile(r"(?<![\d£$€.,:/-])\d{8}(?![\d.,:/-])")  # a bare 8-digit UK account number
 PHONE = re.compile(r"(?<![\w£$€.,/])(?:\+|00)?\(?\d(?:[ .()-]{0,2}\d){9,14}(?![\w.,/-]?\d)")
 
 
@@ -76,18 +73,19 @@ def _redact_ibans(text: str, counts: Counter[str]) -> str:
 
 
 def _replace(pattern: re.Pattern[str], label: str, text: str, counts: Counter[str], check=None) -> str:
+    """Replace each match (that passes `check`) by [LABEL]; the *_AFTER_WORDS patterns keep their words."""
+
     def sub(m: re.Match[str]) -> str:
         if check is not None and not check(m):
             return m.group()
         counts[label] += 1
-        if label == "ACCOUNT" and m.group(2):  # keep "account number " and replace the digits
-            return m.group(1) + "[ACCOUNT]"
-        if label == "SORT_CODE" and not m.group(1):  # keyword form: keep the separator text
-            lead = m.group()[: len(m.group()) - len(m.group().lstrip(" :-isIS"))]
-            return lead + "[SORT_CODE]"
-        return f"[{label}]"
+        keep = m.group(1) if pattern in _KEEP_WORDS else ""
+        return f"{keep}[{label}]"
 
     return pattern.sub(sub, text)
+
+
+_KEEP_WORDS = (SORT_CODE_AFTER_WORDS, ACCOUNT_AFTER_WORDS)
 
 
 def _is_card(m: re.Match[str]) -> bool:
@@ -105,7 +103,9 @@ def redact_with_counts(text: str) -> tuple[str, dict[str, int]]:
     text = _replace(EMAIL, "EMAIL", text, counts)
     text = _redact_ibans(text, counts)
     text = _replace(CARD, "CARD", text, counts, _is_card)
+    text = _replace(SORT_CODE_AFTER_WORDS, "SORT_CODE", text, counts)
     text = _replace(SORT_CODE, "SORT_CODE", text, counts)
+    text = _replace(ACCOUNT_AFTER_WORDS, "ACCOUNT", text, counts)
     text = _replace(ACCOUNT, "ACCOUNT", text, counts)
     text = _replace(PHONE, "PHONE", text, counts, _is_phone)
     return text, dict(counts)

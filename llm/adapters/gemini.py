@@ -1,0 +1,189 @@
+"""Gemini through Google's maintained SDK, google-genai (`from google import genai`).
+
+Each call sends the redacted message with a system instruction holding the 77 intents and the
+knowledge-base answers, and asks for JSON: {"intent", "confidence", "answer"} (see llm/gemini_prompt.py).
+
+- Timeouts: one deadline of GEMINI_TIMEOUT_S covers the whole call, retries included; the same figure
+  bounds each HTTP attempt.
+- Retries: the SDK's HttpRetryOptions retries 408, 429 and 5xx with exponential backoff and jitter.
+- Tokens come from `usage_metadata`; thinking tokens count as output, as Google bills them.
+- Cost: tokens x the price table in llm/pricing.py (None for a model missing from the table).
+- Confidence is the model's own `confidence` field, which it is asked to give as the probability that the
+  intent is right. Log-probabilities are not used: the API's `avgLogprobs` averages over every token of the
+  reply (mostly the answer text), so it says little about the intent; where present it is kept in
+  `extra["avg_logprobs"]`.
+- The text the user sees is the knowledge-base answer of the predicted intent, as for the other models,
+  so Gemini cannot invent a fee or policy; Gemini's own wording is kept in `extra["model_answer"]`.
+- Without GEMINI_API_KEY the model is unavailable ("no API key"); nothing is sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import ClassVar
+
+import aiohttp
+from google import genai
+from google.genai import errors as genai_errors
+from google.genai import types
+
+from llm.adapters.base import GenerationResult, HealthStatus, ModelAdapter
+from llm.config import LLMSettings
+from llm.errors import ModelResponseError, ModelUnavailableError
+from llm.gemini_prompt import parse_reply, response_schema, system_instruction
+from llm.knowledge_base import KnowledgeBase, load_knowledge_base
+from llm.model_names import DEFAULT_VERSIONS
+from llm.pricing import Price, price_for, price_table
+from llm.redact import redact_with_counts
+
+NO_API_KEY = "no API key: set GEMINI_API_KEY"
+RETRY_STATUS_CODES = [408, 429, 500, 502, 503, 504]
+
+
+def version_for(model_id: str) -> str:
+    """`gemini-2.5-flash` -> `gemini_2.5_flash_v1.0.0` (the default model gives the default version)."""
+    return "gemini_" + model_id.removeprefix("models/").removeprefix("gemini-").replace("-", "_") + "_v1.0.0"
+
+
+class GeminiAdapter(ModelAdapter):
+    name = "gemini"
+    device = "cloud"
+    default_version = DEFAULT_VERSIONS["gemini"]  # gemini_2.0_flash_v1.0.0
+    sends_data_off_host = True
+    default_timeout_s = 30.0
+
+    # Options that are not (yet) LLMSettings fields.
+    default_api_version: ClassVar[str] = "v1beta"  # google-genai 3.x defaults to v1, which has long lacked
+    #                                                systemInstruction/responseSchema; GEMINI_API_VERSION overrides
+    retry_attempts: ClassVar[int] = 4  # attempts in all, the first included (GEMINI_RETRY_ATTEMPTS)
+    retry_initial_delay_s: ClassVar[float] = 1.0  # first backoff; doubles each retry (GEMINI_RETRY_INITIAL_DELAY_S)
+    retry_max_delay_s: ClassVar[float] = 8.0  # cap of one backoff
+    retry_jitter_s: ClassVar[float] = 0.5  # random extra delay, 0..jitter seconds
+    price_table_json: ClassVar[str | None] = None  # GEMINI_PRICE_TABLE: JSON overrides of llm/pricing.py
+    temperature: ClassVar[float] = 0.0  # classification: the most likely intent every time
+    max_output_tokens: ClassVar[int] = 512  # an answer is ~70 tokens; a cap stops runaway replies
+    answer_from_knowledge_base: ClassVar[bool] = True  # False: show Gemini's own wording instead
+
+    def __init__(self, settings: LLMSettings, version: str | None = None):
+        super().__init__(version or version_for(settings.gemini_model))
+        self.settings = settings
+        self.model_id = settings.gemini_model  # e.g. "gemini-2.5-flash"
+        self.timeout_s = settings.gemini_timeout_s
+        self.price: Price | None = price_for(self.model_id, price_table(self.price_table_json))
+        self.client: genai.Client | None = None
+        self.kb: KnowledgeBase | None = None
+        self.config: types.GenerateContentConfig | None = None
+
+    async def load(self) -> None:
+        if not self.settings.gemini_api_key:
+            raise ModelUnavailableError(NO_API_KEY)
+        if self.client is not None:
+            return
+        self.kb = await asyncio.to_thread(load_knowledge_base)
+        self.config = types.GenerateContentConfig(
+            system_instruction=system_instruction(self.kb),
+            response_mime_type="application/json",
+            response_schema=response_schema(self.kb),
+            temperature=self.temperature,
+            max_output_tokens=self.max_output_tokens,
+        )
+        self.client = genai.Client(api_key=self.settings.gemini_api_key, vertexai=False,
+                                   http_options=self.http_options())
+
+    def http_options(self) -> types.HttpOptions:
+        return types.HttpOptions(
+            base_url=self.settings.gemini_base_url,  # None: Google's endpoint
+            api_version=self.settings.gemini_api_version or self.default_api_version,
+            timeout=int(self.timeout_s * 1000),  # milliseconds, per HTTP attempt
+            retry_options=types.HttpRetryOptions(
+                attempts=self.retry_attempts,
+                initial_delay=self.retry_initial_delay_s,
+                max_delay=self.retry_max_delay_s,
+                exp_base=2.0,
+                jitter=self.retry_jitter_s,
+                http_status_codes=RETRY_STATUS_CODES,
+            ),
+        )
+
+    async def health_check(self) -> HealthStatus:
+        if not self.settings.gemini_api_key:
+            return HealthStatus(False, NO_API_KEY)  # no network call
+        try:
+            await self.load()
+        except Exception as exc:  # noqa: BLE001 - any failure means unhealthy
+            return HealthStatus(False, f"{type(exc).__name__}: {exc}")
+        return await super().health_check()
+
+    async def _generate(self, prompt: str) -> GenerationResult:
+        if self.client is None or self.kb is None:
+            await self.load()
+        assert self.client is not None and self.kb is not None
+        redacted, redactions = redact_with_counts(prompt)  # nothing personal leaves the host
+        started = time.perf_counter()
+        response = await self._call(redacted)
+        latency_ms = (time.perf_counter() - started) * 1000
+
+        reply = parse_reply(_reply_text(response), self.kb.intents)
+        usage = response.usage_metadata or types.GenerateContentResponseUsageMetadata()
+        prompt_tokens = usage.prompt_token_count or 0
+        thoughts = usage.thoughts_token_count or 0
+        completion_tokens = (usage.candidates_token_count or 0) + thoughts
+        candidate = response.candidates[0]  # present: _reply_text checked it
+        return GenerationResult(
+            text=self.kb.answer(reply.intent) if self.answer_from_knowledge_base else reply.answer,
+            intent=reply.intent,
+            latency_ms=latency_ms,
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+            confidence=reply.confidence,
+            model_version=self.version,
+            device=self.device,
+            cost_usd=self.price.cost(prompt_tokens, completion_tokens) if self.price else None,
+            model=self.name,
+            extra={
+                "model_id": response.model_version or self.model_id,
+                "model_answer": reply.answer,
+                "confidence_source": "model",
+                "avg_logprobs": candidate.avg_logprobs,
+                "thoughts_tokens": thoughts,
+                "cached_tokens": usage.cached_content_token_count or 0,
+                "redactions": redactions,
+                "knowledge_base": self.kb.version,
+            },
+        )
+
+    async def _call(self, contents: str) -> types.GenerateContentResponse:
+        """One generate_content call, retries included, within the per-call deadline."""
+        assert self.client is not None
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                return await self.client.aio.models.generate_content(
+                    model=self.model_id, contents=contents, config=self.config)
+        except TimeoutError:
+            raise ModelResponseError(f"no answer from {self.model_id} within {self.timeout_s:g}s") from None
+        except genai_errors.APIError as exc:
+            raise ModelResponseError(f"{self.model_id}: HTTP {exc.code} {exc.status or ''}: {exc.message}") from exc
+        except (aiohttp.ClientError, OSError) as exc:
+            raise ModelResponseError(f"cannot reach Gemini: {type(exc).__name__}: {exc}") from exc
+        except ValueError as exc:  # a body that is not JSON (a proxy's error page): JSONDecodeError and kin
+            raise ModelResponseError(f"unreadable response: {type(exc).__name__}: {str(exc)[:120]}") from exc
+
+    async def aclose(self) -> None:
+        if self.client is not None:
+            await self.client.aio.aclose()
+            self.client = None
+
+
+def _reply_text(response: types.GenerateContentResponse) -> str:
+    """The text of the first candidate, without thought parts; ModelResponseError when there is none."""
+    if not response.candidates:
+        feedback = response.prompt_feedback
+        reason = feedback.block_reason if feedback and feedback.block_reason else "no candidates"
+        raise ModelResponseError(f"no answer: {reason}")
+    candidate = response.candidates[0]
+    parts = candidate.content.parts if candidate.content and candidate.content.parts else []
+    text = "".join(p.text for p in parts if p.text and not p.thought)
+    if not text:
+        raise ModelResponseError(f"empty answer (finish reason {candidate.finish_reason})")
+    return text

@@ -1,0 +1,85 @@
+"""What Gemini is told: the system instruction (role, intents, knowledge-base answers) and the JSON schema
+of its reply. Both are built from the same knowledge base the custom model answers from."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Collection
+from dataclasses import dataclass
+
+from google.genai import types
+
+from llm.adapters.base import OUT_OF_SCOPE
+from llm.errors import ModelResponseError
+from llm.knowledge_base import KnowledgeBase
+
+PLACEHOLDERS = "[CARD], [IBAN], [ACCOUNT], [SORT_CODE], [EMAIL], [PHONE]"
+
+ROLE = f"""You are the virtual assistant of a retail bank, answering customers' messages in a chat.
+
+Your task, for each customer message:
+1. Classify it into exactly one intent from the list below. If it is not a banking question that one of these
+   intents covers (a greeting, small talk, another topic), use the intent "{OUT_OF_SCOPE}".
+2. Answer with the knowledge-base answer of that intent. You may shorten it or adapt its wording to the
+   question, but never add facts, fees, amounts, time limits or policies that the answer does not state.
+3. Give your confidence: the probability, from 0 to 1, that the intent you chose is the right one.
+
+Personal data was removed from the message before you received it and replaced by placeholders such as
+{PLACEHOLDERS}. Treat them as the customer's own details; never ask the customer to send them in the chat.
+
+Reply with JSON only, as the response schema describes."""
+
+
+def system_instruction(kb: KnowledgeBase) -> str:
+    """The role, then every intent with its knowledge-base answer, then the out-of-scope answer."""
+    lines = [ROLE, "", "Intents and their knowledge-base answers:"]
+    lines += [f"- {intent}: {kb.answer(intent)}" for intent in kb.intents]
+    lines += [f"- {OUT_OF_SCOPE}: {kb.out_of_scope_answer}"]
+    return "\n".join(lines)
+
+
+def response_schema(kb: KnowledgeBase) -> types.Schema:
+    """{"intent": one of the 77 labels or "out_of_scope", "confidence": 0..1, "answer": text}."""
+    return types.Schema(
+        type=types.Type.OBJECT,
+        properties={
+            "intent": types.Schema(type=types.Type.STRING, enum=[*kb.intents, OUT_OF_SCOPE]),
+            "confidence": types.Schema(type=types.Type.NUMBER, minimum=0.0, maximum=1.0),
+            "answer": types.Schema(type=types.Type.STRING),
+        },
+        required=["intent", "confidence", "answer"],
+        property_ordering=["intent", "confidence", "answer"],  # decide the intent before writing the answer
+    )
+
+
+@dataclass(frozen=True)
+class Reply:
+    intent: str  # one of the allowed labels
+    confidence: float  # the model's own 0..1 estimate
+    answer: str  # the model's answer text
+
+
+def parse_reply(text: str | None, intents: Collection[str]) -> Reply:
+    """The model's JSON reply, checked field by field; anything unusable raises ModelResponseError."""
+    if not text or not text.strip():
+        raise ModelResponseError("empty reply")
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ModelResponseError(f"malformed JSON reply ({exc.msg} at char {exc.pos}): {text[:80]!r}") from None
+    if not isinstance(data, dict):
+        raise ModelResponseError(f"reply is not a JSON object: {text[:80]!r}")
+    intent, confidence, answer = data.get("intent"), data.get("confidence"), data.get("answer")
+    if intent != OUT_OF_SCOPE and intent not in intents:
+        raise ModelResponseError(f"reply has an unknown intent {intent!r}")
+    if isinstance(confidence, bool) or not isinstance(confidence, int | float) or not math.isfinite(confidence):
+        raise ModelResponseError(f"reply has no numeric confidence: {confidence!r}")
+    if not isinstance(answer, str) or not answer.strip():
+        raise ModelResponseError("reply has no answer text")
+    return Reply(intent, min(1.0, max(0.0, float(confidence))), answer.strip())
+
+
+def estimated_tokens(text: str) -> int:
+    """A rough token count (about 4 characters per token for English), for cost estimates only."""
+    return max(1, round(len(text) / 4))
