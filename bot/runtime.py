@@ -1,0 +1,51 @@
+"""Wires settings, storage and the llm package into one running system."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from bot.settings import Settings
+from llm import banking77
+from llm.benchmark import BenchmarkRunner
+from llm.factory import AdapterBuilder, ModelFactory
+from llm.pipeline import BankingLLMPipeline, PipelineOptions
+from storage.database import Database
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    db: Database
+    factory: ModelFactory
+    pipeline: BankingLLMPipeline
+    benchmark: BenchmarkRunner
+
+    @classmethod
+    async def create(cls, settings: Settings, *, builders: dict[str, AdapterBuilder | str] | None = None,
+                     active_model: str | None = None, follow_switches: bool = True) -> Runtime:
+        """Migrate the database and build the pipeline.
+
+        `active_model` pins the model for this process (as `bankbot ask --model`), ignoring the database.
+        """
+        if settings.banking77_dir:  # also when it is set only in .env: llm.banking77 reads the environment
+            os.environ.setdefault("BANKING77_DIR", str(settings.banking77_dir))
+        db = Database(settings.database_url)
+        await db.upgrade()
+        factory = ModelFactory(settings, builders)
+        models = list(dict.fromkeys([factory.resolve(settings.llm_model_version), *settings.fallback_names]))
+        benchmark = BenchmarkRunner(factory, lambda: banking77.load_split("test"), db, settings.benchmark_log,
+                                    models)
+        options = PipelineOptions.from_settings(settings, store_messages=settings.store_messages,
+                                                user_hash_salt=settings.user_hash_salt)
+        pipeline = BankingLLMPipeline(factory, db, options, default_model=active_model or settings.llm_model_version,
+                                      benchmark=benchmark)
+        if active_model is None:
+            if not follow_switches:
+                pipeline.switcher.poll_s = 0
+            await pipeline.start()
+        return cls(settings, db, factory, pipeline, benchmark)
+
+    async def aclose(self) -> None:
+        await self.pipeline.aclose()
+        await self.db.aclose()

@@ -1,0 +1,51 @@
+"""All of bankbot's settings: the llm package's, plus the database, HTTP server, Slack and admin ones."""
+
+from __future__ import annotations
+
+import sys
+
+from pydantic import ValidationError
+
+from llm.config import LLMSettings
+
+
+class Settings(LLMSettings):
+    database_url: str = "sqlite+aiosqlite:///./data/bankbot.db"  # PostgreSQL: postgresql+asyncpg://...
+    port: int = 3000  # HTTP port of `bankbot serve`
+    store_messages: bool = False  # keep the redacted message text in request rows
+    user_hash_salt: str = "bankbot"  # salt of the hashed user ids in request rows
+    log_level: str = "INFO"
+
+    # Slack
+    slack_bot_token: str | None = None  # xoxb-...
+    slack_signing_secret: str | None = None
+    slack_app_token: str | None = None  # xapp-...: Socket Mode instead of the Events API
+    slack_api_url: str | None = None  # Web API base URL override, e.g. a proxy or a fake in tests
+    slack_admin_user_ids: str = ""  # comma-separated; when empty, workspace admins and owners are admins
+    admin_channel: str | None = None  # audit lines of /llm-switch go here
+    show_model_footer: bool = True  # model, latency and confidence under each answer
+    charts: bool = False  # CHARTS=on: /llm-bench summary also uploads a PNG chart
+
+    # REST API
+    admin_api_token: str | None = None  # Bearer token of the admin endpoints; they are disabled while unset
+
+    @property
+    def slack_enabled(self) -> bool:
+        return bool(self.slack_bot_token and (self.slack_signing_secret or self.slack_app_token))
+
+    @property
+    def admin_user_ids(self) -> frozenset[str]:
+        return frozenset(u.strip() for u in self.slack_admin_user_ids.split(",") if u.strip())
+
+
+def load_settings() -> Settings:
+    """Settings from the environment and `.env`; a bad value stops start-up naming the variable."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        lines = []
+        for error in exc.errors():
+            variable = str(error["loc"][0]).upper() if error["loc"] else "?"
+            message = error["msg"].removeprefix("Value error, ")
+            lines.append(f"  {variable}: {message}")
+        sys.exit("bankbot: invalid configuration\n" + "\n".join(lines))
