@@ -8,6 +8,7 @@ import hashlib
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -70,6 +71,7 @@ class BankingLLMPipeline:
         self.request_count = 0
         self.fallbacks = 0
         self.benchmark_task: asyncio.Task | None = None
+        self.request_listeners: list[Callable[[dict[str, Any]], None]] = []  # e.g. Prometheus, JSON logs
 
     @property
     def active_model(self) -> str:
@@ -159,6 +161,11 @@ class BankingLLMPipeline:
         else:
             row.update(model=self.active_model, latency_ms=latency_ms)
         self.store.request_log.add(row)
+        for listener in self.request_listeners:
+            try:
+                listener(row)
+            except Exception:  # noqa: BLE001 - an observer must never fail a request
+                log.exception("request listener failed")
 
     def _hash_user(self, user_id: str | None) -> str | None:
         if not user_id:
