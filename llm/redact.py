@@ -30,7 +30,7 @@ ACCOUNT_AFTER_WORDS = re.compile(
     r"\b((?:account|acct|a/c)(?:\s+(?:number|num|no\.?))?\s*(?:is|:|#)?\s*)(\d(?:[ -]?\d){5,17})(?!\d)", re.I
 )
 ACCOUNT = re.compile(r"(?<![\d£$€.,:/-])\d{8}(?![\d.,:/-])")  # a bare 8-digit UK account number
-PHONE = re.compile(r"(?<![\w£$€.,/])(?:\+|00)?\(?\d(?:[ .()-]{0,2}\d){9,14}(?![\w.,/-]?\d)")
+PHONE = re.compile(r"(?<![\w£$€.,/+])(?<!\d[ .-])(?:\+|00)?\(?\d(?:[ .()-]{0,2}\d){9,14}(?![\w.,/-]?\d|[ .-]\d)")
 
 
 def luhn_valid(digits: str) -> bool:

@@ -1,0 +1,64 @@
+"""The pipeline falls back from Gemini (real adapter, fake server) when Gemini fails or has no key."""
+
+from __future__ import annotations
+
+import pytest
+
+from llm.adapters.gemini import GeminiAdapter
+from llm.config import LLMSettings
+from llm.factory import ModelFactory
+from llm.pipeline import BankingLLMPipeline, PipelineOptions
+from storage.database import Database
+from tests.fake_gemini import FakeGemini
+from tests.scripted import Scripted, ScriptedAdapter
+
+
+@pytest.fixture
+async def fake():
+    server = await FakeGemini().start()
+    yield server
+    await server.stop()
+
+
+@pytest.fixture
+async def db(tmp_path):
+    database = Database(f"sqlite+aiosqlite:///{tmp_path / 'pipeline.db'}", flush_interval_s=0.01)
+    await database.upgrade()
+    yield database
+    await database.aclose()
+
+
+def gemini_then_custom(db, backup: ScriptedAdapter) -> BankingLLMPipeline:
+    factory = ModelFactory(LLMSettings(), {"gemini": GeminiAdapter, "custom": lambda settings, version: backup})
+    options = PipelineOptions(fallback_order=["gemini", "custom"], benchmark_every_n=0)
+    return BankingLLMPipeline(factory, db, options, default_model="gemini")
+
+
+async def test_gemini_failing_with_500s_falls_back_to_the_next_model(fake, db, monkeypatch):
+    monkeypatch.setattr(GeminiAdapter, "retry_initial_delay_s", 0.01)
+    monkeypatch.setattr(GeminiAdapter, "retry_jitter_s", 0.01)
+    monkeypatch.setenv("GEMINI_API_KEY", "test-key")
+    monkeypatch.setenv("GEMINI_BASE_URL", fake.url)
+    fake.default = FakeGemini.status(500)
+    backup = ScriptedAdapter("custom", default=Scripted("Your card is on its way.", "card_arrival", 0.8))
+    pipeline = gemini_then_custom(db, backup)
+    try:
+        result = await pipeline.generate("Where is my card 4111 1111 1111 1111?")
+    finally:
+        await pipeline.aclose()
+    assert (result.model, result.fallback_from) == ("custom", "gemini")
+    assert len(fake.requests) == GeminiAdapter.retry_attempts
+    assert all(b"4111" not in r.body for r in fake.requests)
+
+
+async def test_gemini_without_a_key_falls_back_and_says_why(fake, db):
+    backup = ScriptedAdapter("custom", default=Scripted("Your card is on its way.", "card_arrival", 0.8))
+    pipeline = gemini_then_custom(db, backup)
+    try:
+        result = await pipeline.generate("Where is my card?")
+        health = await pipeline.health()
+    finally:
+        await pipeline.aclose()
+    assert (result.model, result.fallback_from) == ("custom", "gemini")
+    assert not health["gemini"].healthy and "no API key" in health["gemini"].reason
+    assert fake.requests == []
