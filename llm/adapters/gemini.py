@@ -62,7 +62,7 @@ class GeminiAdapter(ModelAdapter):
     retry_jitter_s: ClassVar[float] = 0.5  # random extra delay, 0..jitter seconds
     price_table_json: ClassVar[str | None] = None  # GEMINI_PRICE_TABLE: JSON overrides of llm/pricing.py
     temperature: ClassVar[float] = 0.0  # classification: the most likely intent every time
-    max_output_tokens: ClassVar[int] = 512  # an answer is ~70 tokens; a cap stops runaway replies
+    max_output_tokens: ClassVar[int] = 4096  # a reply is ~90 tokens, but 2.5 models' thinking counts too
     answer_from_knowledge_base: ClassVar[bool] = True  # False: show Gemini's own wording instead
 
     def __init__(self, settings: LLMSettings, version: str | None = None):
