@@ -192,12 +192,16 @@ def cmd_bench(args, settings: Settings) -> int:
             await runtime.aclose()
 
     run_ = asyncio.run(run())
-    if args.json:
+    table = "\n".join([
+        f"Benchmark run {run_.id}: {run_.sample_size} questions from Banking77's test split",
+        benchmark_table([asdict(r) for r in run_.results]),
+        f"Recommendation: {run_.recommendation}",
+    ])
+    if args.json:  # JSON on stdout for machines, the table on stderr for the person watching
         _print_json(run_.to_dict())
+        print(table, file=sys.stderr)
     else:
-        print(f"Benchmark run {run_.id}: {run_.sample_size} questions from Banking77's test split")
-        print(benchmark_table([asdict(r) for r in run_.results]))
-        print(f"Recommendation: {run_.recommendation}")
+        print(table)
     return 0
 
 
