@@ -33,6 +33,9 @@ class LLMSettings(BaseSettings):
     gemini_base_url: str | None = None  # a proxy, or a fake server in tests
     gemini_api_version: str | None = None  # e.g. "v1beta"; the SDK's default when unset
     gemini_timeout_s: float = 20.0
+    gemini_retry_attempts: int = 4  # attempts in all, the first included; 429/408/5xx are retried
+    gemini_retry_initial_delay_s: float = 1.0  # first backoff; doubles each retry (max 8 s, +0..0.5 s jitter)
+    gemini_price_table: str | None = None  # JSON {"model-id": [usd_in_per_1M, usd_out_per_1M]} over llm/pricing.py
 
     # QLoRA (Llama 3.1-8B + adapter)
     qlora_base_model: str = "meta-llama/Llama-3.1-8B-Instruct"

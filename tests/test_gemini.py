@@ -27,7 +27,7 @@ async def fake():
 
 @pytest.fixture(autouse=True)
 def fast_retries(monkeypatch):
-    monkeypatch.setattr(GeminiAdapter, "retry_initial_delay_s", 0.01)
+    monkeypatch.setenv("GEMINI_RETRY_INITIAL_DELAY_S", "0.01")
     monkeypatch.setattr(GeminiAdapter, "retry_max_delay_s", 0.05)
     monkeypatch.setattr(GeminiAdapter, "retry_jitter_s", 0.01)
 
@@ -106,7 +106,7 @@ async def test_tokens_come_from_usage_metadata_and_cost_from_the_price_table(fak
 
 
 async def test_price_table_override_and_unpriced_models(fake, env, monkeypatch):
-    monkeypatch.setattr(GeminiAdapter, "price_table_json", json.dumps({"gemini-9-ultra": [2.0, 20.0]}))
+    monkeypatch.setenv("GEMINI_PRICE_TABLE", json.dumps({"gemini-9-ultra": [2.0, 20.0]}))
     priced = GeminiAdapter(env(GEMINI_MODEL="gemini-9-ultra"))
     unpriced = GeminiAdapter(env(GEMINI_MODEL="gemini-unknown"))
     for adapter in (priced, unpriced):
@@ -131,7 +131,7 @@ async def test_a_500_every_time_errors_after_all_attempts(fake, gemini):
     fake.default = FakeGemini.status(500, "internal error")
     with pytest.raises(ModelResponseError, match="HTTP 500"):
         await gemini.generate("Where is my card?")
-    assert len(fake.requests) == GeminiAdapter.retry_attempts
+    assert len(fake.requests) == LLMSettings().gemini_retry_attempts
     assert gemini.get_metrics()["error_kinds"] == {"ModelResponseError": 1}
 
 

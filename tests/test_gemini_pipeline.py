@@ -35,7 +35,7 @@ def gemini_then_custom(db, backup: ScriptedAdapter) -> BankingLLMPipeline:
 
 
 async def test_gemini_failing_with_500s_falls_back_to_the_next_model(fake, db, monkeypatch):
-    monkeypatch.setattr(GeminiAdapter, "retry_initial_delay_s", 0.01)
+    monkeypatch.setenv("GEMINI_RETRY_INITIAL_DELAY_S", "0.01")
     monkeypatch.setattr(GeminiAdapter, "retry_jitter_s", 0.01)
     monkeypatch.setenv("GEMINI_API_KEY", "test-key")
     monkeypatch.setenv("GEMINI_BASE_URL", fake.url)
@@ -47,7 +47,7 @@ async def test_gemini_failing_with_500s_falls_back_to_the_next_model(fake, db, m
     finally:
         await pipeline.aclose()
     assert (result.model, result.fallback_from) == ("custom", "gemini")
-    assert len(fake.requests) == GeminiAdapter.retry_attempts
+    assert len(fake.requests) == LLMSettings().gemini_retry_attempts
     assert all(b"4111" not in r.body for r in fake.requests)
 
 

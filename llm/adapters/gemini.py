@@ -53,14 +53,11 @@ class GeminiAdapter(ModelAdapter):
     sends_data_off_host = True
     default_timeout_s = 30.0
 
-    # Options that are not (yet) LLMSettings fields.
+    # Fixed options (the tunable ones are GEMINI_* settings).
     default_api_version: ClassVar[str] = "v1beta"  # google-genai 3.x defaults to v1, which has long lacked
     #                                                systemInstruction/responseSchema; GEMINI_API_VERSION overrides
-    retry_attempts: ClassVar[int] = 4  # attempts in all, the first included (GEMINI_RETRY_ATTEMPTS)
-    retry_initial_delay_s: ClassVar[float] = 1.0  # first backoff; doubles each retry (GEMINI_RETRY_INITIAL_DELAY_S)
     retry_max_delay_s: ClassVar[float] = 8.0  # cap of one backoff
     retry_jitter_s: ClassVar[float] = 0.5  # random extra delay, 0..jitter seconds
-    price_table_json: ClassVar[str | None] = None  # GEMINI_PRICE_TABLE: JSON overrides of llm/pricing.py
     temperature: ClassVar[float] = 0.0  # classification: the most likely intent every time
     max_output_tokens: ClassVar[int] = 4096  # a reply is ~90 tokens, but 2.5 models' thinking counts too
     answer_from_knowledge_base: ClassVar[bool] = True  # False: show Gemini's own wording instead
@@ -70,7 +67,7 @@ class GeminiAdapter(ModelAdapter):
         self.settings = settings
         self.model_id = settings.gemini_model  # e.g. "gemini-2.5-flash"
         self.timeout_s = settings.gemini_timeout_s
-        self.price: Price | None = price_for(self.model_id, price_table(self.price_table_json))
+        self.price: Price | None = price_for(self.model_id, price_table(settings.gemini_price_table))
         self.client: genai.Client | None = None
         self.kb: KnowledgeBase | None = None
         self.config: types.GenerateContentConfig | None = None
@@ -97,8 +94,8 @@ class GeminiAdapter(ModelAdapter):
             api_version=self.settings.gemini_api_version or self.default_api_version,
             timeout=int(self.timeout_s * 1000),  # milliseconds, per HTTP attempt
             retry_options=types.HttpRetryOptions(
-                attempts=self.retry_attempts,
-                initial_delay=self.retry_initial_delay_s,
+                attempts=self.settings.gemini_retry_attempts,
+                initial_delay=self.settings.gemini_retry_initial_delay_s,
                 max_delay=self.retry_max_delay_s,
                 exp_base=2.0,
                 jitter=self.retry_jitter_s,
