@@ -1,0 +1,104 @@
+"""A remote vLLM OpenAI-compatible server, the production path:
+
+    vllm serve BASE --enable-lora --lora-modules banking=ADAPTER_DIR   (manifests/vllm/)
+
+Called at VLLM_SERVER_URL with the model name `banking`. Chat completions are used, so the server applies the
+base model's chat template; a server whose model has no chat template answers 400, and the backend then switches
+to plain completions with the training's plain prompt.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from llm.errors import ModelResponseError, ModelUnavailableError
+from llm.qlora.backend import SERVED_LORA_NAME, RawGeneration, require
+from llm.qlora.prompting import LABEL_STOP, MAX_LABEL_TOKENS, build_messages, plain_prompt
+
+
+class ServerBackend:
+    name = "vllm-server"
+
+    def __init__(self, base_url: str, *, model: str = SERVED_LORA_NAME, timeout_s: float = 20.0,
+                 api_key: str = "EMPTY"):
+        self.base_url = base_url.rstrip("/")
+        self.model = model
+        self.timeout_s = timeout_s
+        self.api_key = api_key  # vLLM accepts any key unless started with --api-key
+        self.client: Any = None
+        self.api = "chat"  # "chat" or "completions"
+
+    async def load(self) -> None:
+        openai = require("openai")
+        self.client = openai.AsyncOpenAI(base_url=self.base_url, api_key=self.api_key, timeout=self.timeout_s,
+                                         max_retries=0)
+        try:
+            served = [m.id async for m in self.client.models.list()]
+        except openai.APIError as exc:
+            await self.aclose()
+            raise ModelUnavailableError(f"vLLM server at {self.base_url} is unreachable: {exc}") from exc
+        if self.model not in served:
+            await self.aclose()
+            listed = ", ".join(served) or "nothing"
+            raise ModelUnavailableError(
+                f"vLLM server at {self.base_url} does not serve {self.model!r} (it serves {listed}); "
+                f"start it with --enable-lora --lora-modules {self.model}=ADAPTER_DIR"
+            )
+
+    async def generate(self, question: str) -> RawGeneration:
+        if self.client is None:
+            raise ModelUnavailableError("the vllm-server QLoRA backend is not loaded")
+        openai = require("openai")
+        try:
+            if self.api == "chat":
+                try:
+                    return await self._chat(question)
+                except openai.BadRequestError as exc:
+                    if "chat template" not in str(exc).lower():
+                        raise
+                    self.api = "completions"  # the served model has no chat template
+            return await self._completion(question)
+        except openai.APIConnectionError as exc:
+            raise ModelUnavailableError(f"vLLM server at {self.base_url} is unreachable: {exc}") from exc
+        except openai.APIStatusError as exc:
+            raise ModelResponseError(f"vLLM server answered {exc.status_code}: {exc.message}") from exc
+
+    async def _chat(self, question: str) -> RawGeneration:
+        response = await self.client.chat.completions.create(
+            model=self.model, messages=build_messages(question), max_tokens=MAX_LABEL_TOKENS, temperature=0.0,
+            stop=[LABEL_STOP], logprobs=True, top_logprobs=1,
+        )
+        choice = _first_choice(response)
+        content = choice.logprobs.content if choice.logprobs is not None else None
+        return _raw(response, choice.message.content or "", [item.logprob for item in content or []], "chat")
+
+    async def _completion(self, question: str) -> RawGeneration:
+        response = await self.client.completions.create(
+            model=self.model, prompt=plain_prompt(question), max_tokens=MAX_LABEL_TOKENS, temperature=0.0,
+            stop=[LABEL_STOP], logprobs=1,
+        )
+        choice = _first_choice(response)
+        logprobs = choice.logprobs.token_logprobs if choice.logprobs is not None else None
+        return _raw(response, choice.text or "", [lp for lp in logprobs or [] if lp is not None], "completions")
+
+    async def aclose(self) -> None:
+        if self.client is not None:
+            await self.client.close()
+            self.client = None
+
+
+def _first_choice(response: Any) -> Any:
+    if not getattr(response, "choices", None):
+        raise ModelResponseError("vLLM server returned no choices")
+    return response.choices[0]
+
+
+def _raw(response: Any, text: str, logprobs: list[float], api: str) -> RawGeneration:
+    usage = response.usage
+    return RawGeneration(
+        text=text,
+        token_logprobs=[float(lp) for lp in logprobs],
+        prompt_tokens=usage.prompt_tokens if usage else 0,
+        completion_tokens=usage.completion_tokens if usage else len(logprobs),
+        extra={"backend": ServerBackend.name, "api": api, "finish_reason": response.choices[0].finish_reason},
+    )

@@ -1,0 +1,103 @@
+"""In-process vLLM: the async engine (AsyncLLM) with LoRA enabled, one LoRARequest for the banking adapter.
+
+Needs a CUDA GPU and `pip install bankbot[vllm]`; vllm is imported only in load().
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from pathlib import Path
+from typing import Any
+
+from llm.errors import ModelResponseError, ModelUnavailableError
+from llm.qlora.backend import SERVED_LORA_NAME, RawGeneration, check_adapter_dir, require
+from llm.qlora.prompting import LABEL_STOP, MAX_LABEL_TOKENS, has_chat_template, render_prompt
+
+LORA_RANKS = (8, 16, 32, 64, 128, 256, 320, 512)  # the values vLLM accepts for max_lora_rank
+
+
+def adapter_rank(adapter_dir: Path) -> int:
+    """The smallest max_lora_rank vLLM accepts that fits the adapter's r."""
+    r = int(json.loads((adapter_dir / "adapter_config.json").read_text()).get("r", 16))
+    return next((rank for rank in LORA_RANKS if rank >= r), r)
+
+
+class VLLMBackend:
+    name = "vllm"
+
+    def __init__(self, base: str, adapter_dir: Path, *, engine_kwargs: dict[str, Any] | None = None):
+        self.base = base
+        self.adapter_dir = Path(adapter_dir)
+        self.engine_kwargs = engine_kwargs or {}  # e.g. max_model_len, gpu_memory_utilization, enforce_eager
+        self.engine: Any = None
+        self.tokenizer: Any = None
+        self.lora_request: Any = None
+        self._sampling: Any = None
+
+    async def load(self) -> None:
+        require("vllm")
+        torch = require("torch")
+        if not torch.cuda.is_available():
+            raise ModelUnavailableError("the vllm QLoRA backend needs a CUDA GPU; none is visible")
+        check_adapter_dir(self.adapter_dir)
+        from vllm import SamplingParams
+        from vllm.engine.arg_utils import AsyncEngineArgs
+        from vllm.lora.request import LoRARequest
+        from vllm.sampling_params import RequestOutputKind
+        from vllm.v1.engine.async_llm import AsyncLLM
+
+        transformers = require("transformers")
+        args = AsyncEngineArgs(
+            model=self.base,
+            enable_lora=True,
+            max_loras=1,
+            max_lora_rank=adapter_rank(self.adapter_dir),
+            **{"max_model_len": 2048, **self.engine_kwargs},
+        )
+        # Building the engine loads the weights and profiles memory: minutes, so off the event loop.
+        # AsyncLLM starts its output handler on the first request when built outside a running loop.
+        self.engine = await asyncio.to_thread(AsyncLLM.from_engine_args, args)
+        self.tokenizer = await asyncio.to_thread(transformers.AutoTokenizer.from_pretrained, self.base)
+        self.lora_request = LoRARequest(lora_name=SERVED_LORA_NAME, lora_int_id=1, lora_path=str(self.adapter_dir))
+        self._sampling = SamplingParams(
+            temperature=0.0, max_tokens=MAX_LABEL_TOKENS, stop=[LABEL_STOP], logprobs=1,
+            output_kind=RequestOutputKind.FINAL_ONLY,
+        )
+
+    async def generate(self, question: str) -> RawGeneration:
+        if self.engine is None:
+            raise ModelUnavailableError("the vllm QLoRA backend is not loaded")
+        prompt = render_prompt(self.tokenizer, question)
+        # Tokenised here exactly as in training (the chat template already holds BOS).
+        ids = self.tokenizer(prompt, add_special_tokens=not has_chat_template(self.tokenizer))["input_ids"]
+        final = None
+        async for output in self.engine.generate(
+            {"prompt_token_ids": ids}, self._sampling, uuid.uuid4().hex, lora_request=self.lora_request
+        ):
+            final = output
+        if final is None or not final.outputs:
+            raise ModelResponseError("vLLM returned no output")
+        completion = final.outputs[0]
+        token_ids = list(completion.token_ids)
+        return RawGeneration(
+            text=completion.text,
+            token_logprobs=sampled_logprobs(token_ids, completion.logprobs),
+            prompt_tokens=len(ids),
+            completion_tokens=len(token_ids),
+            extra={"backend": self.name, "finish_reason": completion.finish_reason},
+        )
+
+    async def aclose(self) -> None:
+        if self.engine is not None:
+            self.engine.shutdown()
+            self.engine = None
+
+
+def sampled_logprobs(token_ids: list[int], logprobs: Any) -> list[float]:
+    """Log-prob of each sampled token from vLLM's per-position {token_id: Logprob} (a list or FlatLogprobs)."""
+    if logprobs is None:
+        return []
+    return [float(position[token].logprob) for token, position in zip(token_ids, logprobs, strict=False)
+            if position is not None and token in position]

@@ -1,0 +1,169 @@
+"""A small vLLM-like OpenAI-compatible server on 127.0.0.1 (aiohttp), backed by a real transformers model.
+
+Like `vllm serve BASE --enable-lora --lora-modules banking=DIR`, it serves the base model under its path and the
+LoRA adapter as `banking`; it applies the tokenizer's chat template server-side (400 when there is none), stops
+at stop strings (excluded from the text) and answers in vLLM's documented response shapes for /v1/models,
+/v1/completions and /v1/chat/completions, with logprobs and usage.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+NO_CHAT_TEMPLATE = (
+    "As of transformers v4.44, default chat template is no longer allowed, so you must provide a chat "
+    "template if the tokenizer does not define one."
+)
+
+
+@dataclass
+class Completion:
+    token_ids: list[int]
+    logprobs: list[float]
+    tokens: list[str]
+    text: str
+    finish_reason: str  # "stop" or "length"
+    stop_reason: str | None
+
+
+@dataclass
+class FakeVLLMServer:
+    peft_model: Any  # a peft PeftModel: base + the adapter served as `lora_name`
+    tokenizer: Any
+    base_name: str
+    lora_name: str = "banking"
+    requests: list[tuple[str, dict[str, Any]]] = field(default_factory=list)  # (path, JSON body)
+    completions: list[Completion] = field(default_factory=list)
+    url: str = ""
+    _runner: web.AppRunner | None = None
+
+    async def start(self) -> str:
+        app = web.Application()
+        app.router.add_get("/v1/models", self._models)
+        app.router.add_post("/v1/completions", self._completion)
+        app.router.add_post("/v1/chat/completions", self._chat)
+        self._runner = web.AppRunner(app)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]
+        self.url = f"http://127.0.0.1:{port}/v1"
+        return self.url
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    async def _models(self, request: web.Request) -> web.Response:
+        created = int(time.time())
+        data = [{"id": self.base_name, "object": "model", "created": created, "owned_by": "vllm",
+                 "root": self.base_name, "parent": None, "max_model_len": 512},
+                {"id": self.lora_name, "object": "model", "created": created, "owned_by": "vllm",
+                 "root": "/adapters/banking", "parent": self.base_name, "max_model_len": None}]
+        return web.json_response({"object": "list", "data": data})
+
+    async def _completion(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        self.requests.append((request.path, body))
+        if (error := self._check_model(body)) is not None:
+            return error
+        ids = self.tokenizer(body["prompt"], add_special_tokens=True)["input_ids"]
+        out = await self._generate(body, ids)
+        logprobs = None
+        if body.get("logprobs") is not None:
+            offsets, pos = [], 0
+            for token in out.tokens:
+                offsets.append(pos)
+                pos += len(token)
+            logprobs = {"text_offset": offsets, "token_logprobs": out.logprobs, "tokens": out.tokens,
+                        "top_logprobs": [{t: lp} for t, lp in zip(out.tokens, out.logprobs, strict=True)]}
+        choice = {"index": 0, "text": out.text, "logprobs": logprobs, "finish_reason": out.finish_reason,
+                  "stop_reason": out.stop_reason, "prompt_logprobs": None}
+        return web.json_response({"id": f"cmpl-{uuid.uuid4().hex}", "object": "text_completion",
+                                  "created": int(time.time()), "model": body["model"], "choices": [choice],
+                                  "usage": _usage(len(ids), len(out.token_ids))})
+
+    async def _chat(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        self.requests.append((request.path, body))
+        if (error := self._check_model(body)) is not None:
+            return error
+        if not getattr(self.tokenizer, "chat_template", None):
+            return _error(400, "BadRequestError", NO_CHAT_TEMPLATE)
+        prompt = self.tokenizer.apply_chat_template(body["messages"], tokenize=False, add_generation_prompt=True)
+        ids = self.tokenizer(prompt, add_special_tokens=False)["input_ids"]
+        out = await self._generate(body, ids)
+        logprobs = None
+        if body.get("logprobs"):
+            content = []
+            for token, lp in zip(out.tokens, out.logprobs, strict=True):
+                entry = {"token": token, "logprob": lp, "bytes": list(token.encode())}
+                content.append({**entry, "top_logprobs": [entry][: body.get("top_logprobs") or 0]})
+            logprobs = {"content": content}
+        choice = {"index": 0, "message": {"role": "assistant", "content": out.text, "reasoning": None,
+                                          "tool_calls": []},
+                  "logprobs": logprobs, "finish_reason": out.finish_reason, "stop_reason": out.stop_reason}
+        return web.json_response({"id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion",
+                                  "created": int(time.time()), "model": body["model"], "choices": [choice],
+                                  "usage": _usage(len(ids), len(out.token_ids)), "prompt_logprobs": None})
+
+    def _check_model(self, body: dict[str, Any]) -> web.Response | None:
+        if body.get("model") not in (self.base_name, self.lora_name):
+            return _error(404, "NotFoundError", f"The model `{body.get('model')}` does not exist.")
+        return None
+
+    async def _generate(self, body: dict[str, Any], ids: list[int]) -> Completion:
+        stop = body.get("stop") or []
+        stop = [stop] if isinstance(stop, str) else list(stop)
+        max_tokens = body.get("max_tokens") or 16
+        use_lora = body["model"] == self.lora_name
+        out = await asyncio.to_thread(self._greedy, ids, max_tokens, stop, use_lora)
+        self.completions.append(out)
+        return out
+
+    def _greedy(self, ids: list[int], max_tokens: int, stop: list[str], use_lora: bool) -> Completion:
+        """Greedy decoding token by token, stopping at eos, a stop string or max_tokens, as vLLM does."""
+        import contextlib
+
+        import torch
+
+        context = contextlib.nullcontext() if use_lora else self.peft_model.disable_adapter()
+        generated: list[int] = []
+        logprobs: list[float] = []
+        finish, stop_reason = "length", None
+        with context, torch.no_grad():
+            for _ in range(max_tokens):
+                logits = self.peft_model(input_ids=torch.tensor([ids + generated])).logits[0, -1]
+                log_probs = torch.log_softmax(logits.float(), dim=-1)
+                token = int(torch.argmax(log_probs))
+                generated.append(token)
+                logprobs.append(float(log_probs[token]))
+                if token == self.tokenizer.eos_token_id:
+                    finish = "stop"
+                    break
+                text = self.tokenizer.decode(generated, skip_special_tokens=True)
+                hit = next((s for s in stop if s in text), None)
+                if hit is not None:
+                    finish, stop_reason = "stop", hit
+                    break
+        text = self.tokenizer.decode(generated, skip_special_tokens=True)
+        if stop_reason is not None:
+            text = text[: text.index(stop_reason)]
+        tokens = [self.tokenizer.decode([t]) for t in generated]
+        return Completion(generated, logprobs, tokens, text, finish, stop_reason)
+
+
+def _usage(prompt_tokens: int, completion_tokens: int) -> dict[str, Any]:
+    return {"prompt_tokens": prompt_tokens, "total_tokens": prompt_tokens + completion_tokens,
+            "completion_tokens": completion_tokens, "prompt_tokens_details": None}
+
+
+def _error(status: int, kind: str, message: str) -> web.Response:
+    return web.json_response({"error": {"message": message, "type": kind, "param": None, "code": status}},
+                             status=status)
