@@ -1,0 +1,134 @@
+"""The OpenAPI 3.0 description of every endpoint, served at GET /openapi.json."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bot.api.validation import MAX_USER_ID_CHARS
+
+NUMBER_OR_NULL = {"type": "number", "nullable": True}
+STRING_OR_NULL = {"type": "string", "nullable": True}
+
+
+def _error(description: str) -> dict[str, Any]:
+    schema = {"$ref": "#/components/schemas/Error"}
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _ok(description: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def openapi_spec(max_prompt_chars: int) -> dict[str, Any]:
+    ref = "#/components/schemas/"
+    return {
+        "openapi": "3.0.3",
+        "info": {"title": "bankbot", "version": "1.0.0",
+                 "description": "Banking77 assistant over swappable models: chat, benchmarks, model switching."},
+        "paths": {
+            "/api/v1/chat": {"post": {
+                "summary": "Answer one customer message through the active model and its fallbacks",
+                "operationId": "chat",
+                "parameters": [{"name": "X-Request-ID", "in": "header", "required": False,
+                                "description": "reference id to use when it matches [A-Za-z0-9._-]{1,64}",
+                                "schema": {"type": "string"}}],
+                "requestBody": {"required": True, "content": {"application/json": {
+                    "schema": {"$ref": ref + "ChatRequest"}}}},
+                "responses": {
+                    "200": _ok("The answer", {"$ref": ref + "ChatResponse"}),
+                    "400": _error("Malformed JSON"),
+                    "413": _error("The body is too large"),
+                    "415": _error("The body is not application/json"),
+                    "422": _error("A missing, empty, oversized or mistyped field, or an unknown field"),
+                    "503": _error("Every model failed; the body carries the reference id"),
+                },
+            }},
+            "/benchmark/summary": {"get": {
+                "summary": "The latest benchmark run, live per-model metrics and the recommendation",
+                "operationId": "benchmarkSummary",
+                "responses": {"200": _ok("The summary", {"$ref": ref + "BenchmarkSummary"}),
+                              "503": _error("The database is unreachable")},
+            }},
+            "/model/switch/{version}": {"post": {
+                "summary": "Make a model active for every replica, after a health check (admin)",
+                "operationId": "switchModel",
+                "security": [{"adminToken": []}],
+                "parameters": [{"name": "version", "in": "path", "required": True,
+                                "description": "custom, qlora, gemini or a version string (custom_model_built_0.0.0)",
+                                "schema": {"type": "string"}}],
+                "responses": {
+                    "200": _ok("Switched", {"$ref": ref + "SwitchResult"}),
+                    "401": _error("Missing or wrong bearer token"),
+                    "403": _error("Admin endpoints are disabled: ADMIN_API_TOKEN is unset"),
+                    "404": _error("Unknown model or version"),
+                    "409": _error("The model is unhealthy; the active model is unchanged"),
+                },
+            }},
+            "/health": {"get": {
+                "summary": "Liveness", "operationId": "health",
+                "responses": {"200": _ok("The process is up", {"$ref": ref + "Health"})},
+            }},
+            "/ready": {"get": {
+                "summary": "Readiness: the active model is healthy and the database is reachable",
+                "operationId": "ready",
+                "responses": {"200": _ok("Ready", {"$ref": ref + "Readiness"}),
+                              "503": _ok("Not ready, with the reason", {"$ref": ref + "Readiness"})},
+            }},
+            "/metrics": {"get": {
+                "summary": "Prometheus metrics", "operationId": "metrics",
+                "responses": {"200": {"description": "Prometheus text exposition format",
+                                      "content": {"text/plain": {"schema": {"type": "string"}}}}},
+            }},
+            "/openapi.json": {"get": {
+                "summary": "This description", "operationId": "openapi",
+                "responses": {"200": _ok("OpenAPI 3.0 document", {"type": "object"})},
+            }},
+        },
+        "components": {
+            "securitySchemes": {"adminToken": {"type": "http", "scheme": "bearer",
+                                               "description": "the server's ADMIN_API_TOKEN"}},
+            "schemas": _schemas(max_prompt_chars),
+        },
+    }
+
+
+def _schemas(max_prompt_chars: int) -> dict[str, Any]:
+    return {
+        "Error": {"type": "object", "required": ["error", "message"], "properties": {
+            "error": {"type": "string", "description": "machine-readable code"},
+            "message": {"type": "string"},
+            "request_id": {"type": "string"}}},
+        "ChatRequest": {"type": "object", "required": ["message"], "additionalProperties": False, "properties": {
+            "message": {"type": "string", "minLength": 1, "maxLength": max_prompt_chars, "pattern": r"\S",
+                        "description": f"the customer's message; surrounding whitespace is ignored, "
+                                       f"at most {max_prompt_chars} characters"},
+            "user_id": {"type": "string", "maxLength": MAX_USER_ID_CHARS,
+                        "description": "the caller's user id; stored only as a salted hash"}}},
+        "ChatResponse": {"type": "object", "required": [
+            "text", "intent", "latency_ms", "tokens", "confidence", "model", "model_version", "device", "request_id"],
+            "properties": {
+                "text": {"type": "string"}, "intent": {"type": "string"},
+                "latency_ms": {"type": "number"}, "tokens": {"type": "integer"},
+                "prompt_tokens": {"type": "integer"}, "completion_tokens": {"type": "integer"},
+                "confidence": {"type": "number"}, "model": {"type": "string"},
+                "model_version": {"type": "string"}, "device": {"type": "string"},
+                "fallback_from": STRING_OR_NULL, "cost_usd": NUMBER_OR_NULL, "request_id": {"type": "string"}}},
+        "BenchmarkSummary": {"type": "object", "required": ["active_model", "latest_run", "recommendation", "live"],
+                             "properties": {
+            "active_model": {"type": "string"},
+            "latest_run": {"type": "object", "nullable": True, "description": "null until a benchmark has run"},
+            "recommendation": STRING_OR_NULL,
+            "live": {"type": "object", "description": "per-model metrics of this process since it started",
+                     "additionalProperties": {"type": "object"}},
+            "recent": {"type": "array", "items": {"type": "object"},
+                       "description": "per-model figures of every replica over the last hour (request log)"}}},
+        "SwitchResult": {"type": "object", "required": ["ok", "previous", "active_model"], "properties": {
+            "ok": {"type": "boolean"}, "previous": {"type": "string"}, "active_model": {"type": "string"}}},
+        "Health": {"type": "object", "required": ["status"], "properties": {
+            "status": {"type": "string"}, "active_model": {"type": "string"}}},
+        "Readiness": {"type": "object", "required": ["ready", "active_model", "model", "database"], "properties": {
+            "ready": {"type": "boolean"}, "active_model": {"type": "string"},
+            "model": {"type": "object", "required": ["healthy"], "properties": {
+                "healthy": {"type": "boolean"}, "reason": {"type": "string"}, "latency_ms": NUMBER_OR_NULL}},
+            "database": {"type": "string", "enum": ["ok", "unreachable"]}}},
+    }

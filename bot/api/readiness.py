@@ -1,0 +1,62 @@
+"""Readiness: the active model is healthy and the database answers.
+
+A model's health check runs one real inference (a paid call on Gemini), so each model's result is kept for
+`ttl_s` and concurrent probes share one check. An open circuit breaker means unhealthy without any call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+
+from bot.runtime import Runtime
+from llm.adapters.base import HealthStatus
+from llm.circuit_breaker import BreakerState
+
+
+@dataclass(frozen=True)
+class Readiness:
+    ready: bool
+    active_model: str
+    model: HealthStatus
+    database: bool
+
+    def to_dict(self) -> dict:
+        return {
+            "ready": self.ready, "active_model": self.active_model,
+            "model": {"healthy": self.model.healthy, "reason": self.model.reason,
+                      "latency_ms": self.model.latency_ms},
+            "database": "ok" if self.database else "unreachable",
+        }
+
+
+class ReadinessProbe:
+    def __init__(self, runtime: Runtime, ttl_s: float = 10.0):
+        self.runtime = runtime
+        self.ttl_s = ttl_s
+        self.last: dict[str, tuple[float, HealthStatus]] = {}  # model -> (monotonic time, status)
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    async def check(self) -> Readiness:
+        name = self.runtime.pipeline.active_model
+        model, database = await asyncio.gather(self.model_health(name), self.runtime.db.ping())
+        return Readiness(model.healthy and database, name, model, database)
+
+    async def model_health(self, name: str) -> HealthStatus:
+        breaker = self.runtime.pipeline.breakers.get(name)
+        if breaker is not None and breaker.state is BreakerState.OPEN:
+            status = HealthStatus(False, f"circuit open after {breaker.consecutive_failures} failures")
+            self.last[name] = (time.monotonic(), status)
+            return status
+        async with self._locks.setdefault(name, asyncio.Lock()):
+            cached = self.last.get(name)
+            if cached is not None and time.monotonic() - cached[0] < self.ttl_s:
+                return cached[1]
+            status = await self.runtime.pipeline.switcher.health_of(name)
+            self.last[name] = (time.monotonic(), status)
+            return status
+
+    def healthy(self) -> dict[str, bool]:
+        """The latest known health of each model checked so far (for the Prometheus gauge)."""
+        return {name: status.healthy for name, (_, status) in self.last.items()}

@@ -1,0 +1,110 @@
+"""The REST endpoints: chat, benchmark summary, model switch (admin), readiness, metrics, OpenAPI."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+
+from aiohttp import web
+
+from bot.api.auth import require_admin
+from bot.api.errors import ApiError, error_response, json_response
+from bot.api.openapi import openapi_spec
+from bot.api.readiness import ReadinessProbe
+from bot.api.validation import body_limit, check_version, parse_chat, read_json, request_id_from
+from bot.prometheus import PrometheusMetrics
+from bot.runtime import Runtime
+from llm.errors import AllModelsFailedError, InvalidPromptError, UnknownModelError
+from llm.pipeline import RequestContext
+
+log = logging.getLogger(__name__)
+RECENT_WINDOW = timedelta(hours=1)
+
+
+class ApiRoutes:
+    def __init__(self, runtime: Runtime, metrics: PrometheusMetrics, readiness: ReadinessProbe):
+        self.runtime = runtime
+        self.pipeline = runtime.pipeline
+        self.metrics = metrics
+        self.readiness = readiness
+        self.max_prompt_chars = runtime.pipeline.options.max_prompt_chars
+        self.body_limit = body_limit(self.max_prompt_chars)
+        self._openapi = json_response(openapi_spec(self.max_prompt_chars)).body
+
+    def add_to(self, app: web.Application) -> None:
+        app.router.add_post("/api/v1/chat", self.chat)
+        app.router.add_get("/benchmark/summary", self.benchmark_summary)
+        app.router.add_post("/model/switch/{version}", self.switch_model)
+        app.router.add_get("/ready", self.ready)
+        app.router.add_get("/metrics", self.prometheus)
+        app.router.add_get("/openapi.json", self.openapi)
+
+    async def chat(self, request: web.Request) -> web.Response:
+        context = RequestContext(source="api")
+        supplied = request_id_from(request)
+        try:
+            chat = parse_chat(await read_json(request, self.body_limit), self.max_prompt_chars)
+            if supplied or chat.user_id:
+                context = RequestContext(source="api", user_id=chat.user_id,
+                                         request_id=supplied or context.request_id)
+            result = await self.pipeline.generate(chat.message, context)
+        except ApiError as exc:
+            return exc.response(supplied)
+        except InvalidPromptError as exc:
+            return error_response(422, "invalid_request", str(exc), request_id=context.request_id)
+        except AllModelsFailedError:
+            return error_response(503, "all_models_failed", "no model could answer right now; quote reference "
+                                  f"{context.request_id} when you report it", request_id=context.request_id)
+        return json_response({
+            "text": result.text, "intent": result.intent, "latency_ms": result.latency_ms, "tokens": result.tokens,
+            "prompt_tokens": result.prompt_tokens, "completion_tokens": result.completion_tokens,
+            "confidence": result.confidence, "model": result.model, "model_version": result.model_version,
+            "device": result.device, "fallback_from": result.fallback_from, "cost_usd": result.cost_usd,
+            "request_id": context.request_id,
+        }, headers={"X-Request-ID": context.request_id})
+
+    async def benchmark_summary(self, request: web.Request) -> web.Response:
+        db = self.runtime.db
+        try:
+            runs = await db.latest_benchmark_runs(1)
+            recent = await db.request_metrics(since=datetime.now(UTC) - RECENT_WINDOW)
+        except Exception as exc:  # noqa: BLE001 - an outage is a 503 with its reason, not a 500
+            log.warning("benchmark summary: database error: %s", exc)
+            return error_response(503, "database_unavailable", "the database is unreachable; retry later")
+        latest = runs[0] if runs else None
+        return json_response({
+            "active_model": self.pipeline.active_model,
+            "latest_run": latest,
+            "recommendation": latest["recommendation"] if latest else None,
+            "live": self.pipeline.metrics(),
+            "recent": recent,
+        })
+
+    async def switch_model(self, request: web.Request) -> web.Response:
+        try:
+            require_admin(request, self.runtime.settings.admin_api_token)
+            version = check_version(request.match_info["version"])
+            try:
+                self.runtime.factory.resolve(version)
+            except UnknownModelError as exc:
+                await self.pipeline.switch_model(version, by="api")  # audited like any other attempt
+                raise ApiError(404, "unknown_model", str(exc)) from None
+            outcome = await self.pipeline.switch_model(version, by="api")
+        except ApiError as exc:
+            return exc.response()
+        if not outcome.ok:
+            return error_response(409, "model_unhealthy", outcome.reason)
+        log.info("model switched from %s to %s through the API", outcome.previous, outcome.target)
+        return json_response({"ok": True, "previous": outcome.previous, "active_model": outcome.target})
+
+    async def ready(self, request: web.Request) -> web.Response:
+        readiness = await self.readiness.check()
+        return json_response(readiness.to_dict(), status=200 if readiness.ready else 503)
+
+    async def prometheus(self, request: web.Request) -> web.Response:
+        from prometheus_client import CONTENT_TYPE_LATEST
+
+        return web.Response(body=await self.metrics.render(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    async def openapi(self, request: web.Request) -> web.Response:
+        return web.Response(body=self._openapi, content_type="application/json")

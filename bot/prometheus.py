@@ -1,0 +1,156 @@
+"""Prometheus metrics of one Runtime, in its own CollectorRegistry (served at GET /metrics).
+
+Per request (a pipeline request listener): requests by model and outcome, a latency histogram by model,
+tokens by model and kind, fallbacks. Read at scrape time: circuit-breaker state, the active model, each
+model's last known health, the latest benchmark's accuracy and latency, and the request log's backlog.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+
+from llm.circuit_breaker import BreakerState
+
+if TYPE_CHECKING:
+    from bot.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+LATENCY_BUCKETS_S = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+BREAKER_VALUES = {BreakerState.CLOSED: 0, BreakerState.HALF_OPEN: 1, BreakerState.OPEN: 2}
+OK, ERROR = "ok", "error"
+
+
+class _ModelSeries:
+    """The per-model children, resolved once: `labels()` is too slow to call on every request."""
+
+    def __init__(self, metrics: PrometheusMetrics, model: str):
+        self.ok = metrics.requests.labels(model, OK)
+        self.error = metrics.requests.labels(model, ERROR)
+        self.latency = metrics.latency.labels(model)
+        self.prompt_tokens = metrics.tokens.labels(model, "prompt")
+        self.completion_tokens = metrics.tokens.labels(model, "completion")
+
+
+class PrometheusMetrics:
+    def __init__(self, runtime: Runtime, health: Any | None = None):
+        """`health`, when given, has `healthy() -> {model: bool}` (the readiness probe's latest results)."""
+        self.runtime = runtime
+        self.health = health
+        self.registry = CollectorRegistry()
+        self.requests = Counter("bankbot_requests", "Pipeline requests by the model that answered (or was "
+                                "active, for errors) and outcome (ok|error)", ["model", "outcome"],
+                                registry=self.registry)
+        self.latency = Histogram("bankbot_request_latency_seconds", "Model latency of each request",
+                                 ["model"], buckets=LATENCY_BUCKETS_S, registry=self.registry)
+        self.tokens = Counter("bankbot_tokens", "Tokens by model and kind (prompt|completion)",
+                              ["model", "kind"], registry=self.registry)
+        self.fallbacks = Counter("bankbot_fallbacks", "Requests answered by a fallback model, by the model "
+                                 "that failed first and the one that answered", ["from_model", "to_model"],
+                                 registry=self.registry)
+        self.latest_benchmark: dict[str, Any] | None = None  # refreshed from the database at each scrape
+        self.registry.register(_StateCollector(self))
+        self._series: dict[str, _ModelSeries] = {}
+
+    # -- per request (hot path) ------------------------------------------------------------------------
+
+    def observe(self, row: dict[str, Any]) -> None:
+        """A pipeline request listener: one call per request row."""
+        model = row["model"]
+        series = self._series.get(model)
+        if series is None:
+            series = self._series[model] = _ModelSeries(self, model)
+        if row["error"] is None:
+            series.ok.inc()
+        else:
+            series.error.inc()
+        latency_ms = row.get("latency_ms")
+        if latency_ms is not None:
+            series.latency.observe(latency_ms / 1000)
+        if row.get("prompt_tokens"):
+            series.prompt_tokens.inc(row["prompt_tokens"])
+        if row.get("completion_tokens"):
+            series.completion_tokens.inc(row["completion_tokens"])
+        if row.get("fallback_from"):
+            self.fallbacks.labels(row["fallback_from"], model).inc()
+
+    # -- at scrape time --------------------------------------------------------------------------------
+
+    async def refresh(self) -> None:
+        """Cache the latest benchmark run (any replica's) for the gauges; keeps the old one on failure."""
+        try:
+            runs = await self.runtime.db.latest_benchmark_runs(1)
+        except Exception as exc:  # noqa: BLE001 - a scrape must work while the database is down
+            log.warning("metrics: could not read the latest benchmark run: %s", exc)
+            return
+        if runs:
+            self.latest_benchmark = runs[0]
+
+    async def render(self) -> bytes:
+        await self.refresh()
+        return generate_latest(self.registry)
+
+
+class _StateCollector:
+    """Gauges read from the runtime when Prometheus scrapes."""
+
+    def __init__(self, metrics: PrometheusMetrics):
+        self.metrics = metrics
+
+    def collect(self) -> Iterator[Metric]:
+        pipeline = self.metrics.runtime.pipeline
+        names = list(dict.fromkeys([*pipeline.chain(), *pipeline.breakers]))
+
+        active = GaugeMetricFamily("bankbot_active_model", "1 for the model serving requests, 0 for the others",
+                                   labels=["model"])
+        state = GaugeMetricFamily("bankbot_circuit_breaker_state",
+                                  "Circuit breaker of each model: 0 closed, 1 half-open, 2 open", labels=["model"])
+        failures = GaugeMetricFamily("bankbot_circuit_breaker_consecutive_failures",
+                                     "Consecutive failures counted by each model's breaker", labels=["model"])
+        for name in names:
+            active.add_metric([name], 1.0 if name == pipeline.active_model else 0.0)
+            breaker = pipeline.breakers.get(name)
+            state.add_metric([name], BREAKER_VALUES[breaker.state] if breaker else 0)
+            failures.add_metric([name], breaker.consecutive_failures if breaker else 0)
+        yield from (active, state, failures)
+
+        if self.metrics.health is not None:
+            healthy = GaugeMetricFamily("bankbot_model_healthy",
+                                        "1 when the model's latest health check passed (readiness probe)",
+                                        labels=["model"])
+            for name, ok in self.metrics.health.healthy().items():
+                healthy.add_metric([name], 1.0 if ok else 0.0)
+            yield healthy
+
+        yield from _benchmark_gauges(self.metrics.latest_benchmark)
+
+        request_log = self.metrics.runtime.db.request_log
+        yield GaugeMetricFamily("bankbot_request_log_pending", "Request rows waiting to be written",
+                                value=request_log.pending)
+        yield CounterMetricFamily("bankbot_request_log_dropped", "Request rows dropped while the database "
+                                  "was unreachable", value=request_log.dropped)
+
+
+def _benchmark_gauges(run: dict[str, Any] | None) -> Iterator[Metric]:
+    accuracy = GaugeMetricFamily("bankbot_benchmark_accuracy", "Accuracy of each model in the latest benchmark",
+                                 labels=["model"])
+    latency = GaugeMetricFamily("bankbot_benchmark_latency_seconds",
+                                "Latency quantiles of each model in the latest benchmark", labels=["model", "quantile"])
+    finished = GaugeMetricFamily("bankbot_benchmark_last_run_timestamp_seconds",
+                                 "When the latest benchmark finished (Unix time)")
+    if run is not None:
+        for result in run.get("results", []):
+            if result.get("accuracy") is not None:
+                accuracy.add_metric([result["model"]], result["accuracy"])
+            for quantile, key in (("0.5", "latency_p50_ms"), ("0.99", "latency_p99_ms")):
+                if result.get(key) is not None:
+                    latency.add_metric([result["model"], quantile], result[key] / 1000)
+        when = run.get("finished_at") or run.get("started_at")
+        if when is not None:
+            finished.add_metric([], when.timestamp())
+    yield from (accuracy, latency, finished)
