@@ -1,0 +1,58 @@
+"""The Slack app: a slack-bolt AsyncApp with bankbot's runtime injected and one listener per file."""
+
+from __future__ import annotations
+
+import logging
+
+from slack_bolt.async_app import AsyncApp
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.listeners import (
+    bench_command,
+    direct_messages,
+    mentions,
+    other_messages,
+    switch_command,
+    thread_followups,
+)
+from bot.runtime import Runtime
+from bot.settings import Settings
+from bot.slack_context import SERVICES_KEY, BotServices
+
+log = logging.getLogger(__name__)
+
+# Order matters: bolt runs the first listener that matches, so the catch-all for messages goes last.
+LISTENERS = (mentions, direct_messages, thread_followups, other_messages, switch_command, bench_command)
+
+
+def build_web_client(settings: Settings) -> AsyncWebClient:
+    """The Web API client; SLACK_API_URL points it at a proxy or a fake server."""
+    kwargs = {"base_url": settings.slack_api_url.rstrip("/") + "/"} if settings.slack_api_url else {}
+    return AsyncWebClient(token=settings.slack_bot_token, **kwargs)
+
+
+def build_slack_app(runtime: Runtime, *, socket_mode: bool | None = None) -> AsyncApp:
+    """An AsyncApp answering through `runtime.pipeline`. Events are acknowledged before any model runs."""
+    settings = runtime.settings
+    if not settings.slack_bot_token:
+        raise ValueError("SLACK_BOT_TOKEN is not set")
+    socket_mode = bool(settings.slack_app_token) if socket_mode is None else socket_mode
+    if not socket_mode and not settings.slack_signing_secret:
+        raise ValueError("SLACK_SIGNING_SECRET is not set (or set SLACK_APP_TOKEN for Socket Mode)")
+    app = AsyncApp(
+        client=build_web_client(settings),
+        signing_secret=settings.slack_signing_secret or "",
+        request_verification_enabled=not socket_mode,  # Socket Mode requests come over an authenticated socket
+        process_before_response=False,  # ack first; listeners run afterwards
+        logger=logging.getLogger("bot.slack"),
+    )
+    services = BotServices.create(runtime)
+
+    @app.middleware
+    async def inject_services(context, next):
+        context[SERVICES_KEY] = services
+        await next()
+
+    for listener in LISTENERS:
+        listener.register(app)
+    return app

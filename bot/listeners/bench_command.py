@@ -1,0 +1,97 @@
+"""/llm-bench summary | run | history [N]: benchmark figures in the channel, anything else gets usage help."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import UTC, datetime, timedelta
+
+from slack_bolt.async_app import AsyncApp
+from slack_sdk.errors import SlackApiError
+
+from bot.slack_bench import history_text, summary_text
+from bot.slack_charts import latency_accuracy_png
+from bot.slack_context import BotServices, services
+
+log = logging.getLogger(__name__)
+
+COMMAND = "/llm-bench"
+LIVE_WINDOW = timedelta(hours=24)
+HISTORY_DEFAULT, HISTORY_MAX = 5, 50
+USAGE = (f"Usage:\n• `{COMMAND} summary`: the latest benchmark run and live per-model metrics\n"
+         f"• `{COMMAND} run`: benchmark every model now\n"
+         f"• `{COMMAND} history [N]`: the trend over the last N runs (default {HISTORY_DEFAULT}, "
+         f"at most {HISTORY_MAX})")
+
+
+def parse(text: str) -> tuple[str, int] | None:
+    """(form, N) or None when the arguments are not understood."""
+    args = (text or "").split()
+    if args in (["summary"], ["run"]):
+        return args[0], 0
+    if args[:1] == ["history"] and len(args) <= 2:
+        if len(args) == 1:
+            return "history", HISTORY_DEFAULT
+        if args[1].isdigit() and 1 <= int(args[1]) <= HISTORY_MAX:
+            return "history", int(args[1])
+    return None
+
+
+async def on_bench(ack, command, context, client, respond) -> None:
+    parsed = parse(command.get("text", ""))
+    if parsed is None:
+        await ack(text=USAGE)
+        return
+    form, n = parsed
+    bot = services(context)
+    if form == "run":
+        if bot.runtime.benchmark.running:
+            await ack(text="A benchmark is already running; its table will be posted when it is done.")
+            return
+        await ack(text=f"Benchmark started on {bot.settings.benchmark_sample} questions per model; "
+                       "the table follows when it is done.")
+        await run_now(bot, command, client, respond)
+        return
+    await ack()
+    if form == "summary":
+        await post_summary(bot, command, client, respond, await _latest_run(bot))
+    else:
+        await respond(response_type="in_channel", text=history_text(await bot.runtime.db.latest_benchmark_runs(n)))
+
+
+async def run_now(bot: BotServices, command, client, respond) -> None:
+    try:
+        run = await bot.runtime.benchmark.run(sample=bot.settings.benchmark_sample, trigger="slack")
+    except Exception:  # noqa: BLE001 - the user hears about it; the log has the stack trace
+        log.exception("benchmark requested by %s failed", command.get("user_id"))
+        await respond(response_type="ephemeral", text="Sorry, the benchmark failed; the details are in the logs.")
+        return
+    await post_summary(bot, command, client, respond, run.to_dict() | {"started_at": run.started_at})
+
+
+async def post_summary(bot: BotServices, command, client, respond, run: dict | None) -> None:
+    metrics = await bot.runtime.db.request_metrics(datetime.now(UTC) - LIVE_WINDOW)
+    await respond(response_type="in_channel", text=summary_text(run, metrics, "last 24 hours"))
+    if bot.settings.charts and run:
+        await upload_chart(command, client, run)
+
+
+async def upload_chart(command, client, run: dict) -> None:
+    title = f"Benchmark run #{run['id']}: latency against accuracy"
+    png = await asyncio.to_thread(latency_accuracy_png, run["results"], title)
+    if png is None:
+        return
+    try:
+        await client.files_upload_v2(channel=command["channel_id"], file=png, filename=f"benchmark-{run['id']}.png",
+                                     title=title)
+    except SlackApiError as exc:
+        log.warning("could not upload the benchmark chart: %s", exc.response.get("error"))
+
+
+async def _latest_run(bot: BotServices) -> dict | None:
+    runs = await bot.runtime.db.latest_benchmark_runs(1)
+    return runs[0] if runs else None
+
+
+def register(app: AsyncApp) -> None:
+    app.command(COMMAND)(on_bench)

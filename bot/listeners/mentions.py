@@ -1,0 +1,23 @@
+"""app_mention: answer in the thread of the mention, without the bot's own mention in the question."""
+
+from __future__ import annotations
+
+from slack_bolt.async_app import AsyncApp
+
+from bot.slack_context import services
+from bot.slack_format import strip_mention
+from bot.slack_reply import Question, answer
+
+SLACK_EVENTS = ("app_mention",)  # the manifest's bot_events this listener needs
+
+
+async def on_mention(body, event, context, client, say_stream=None) -> None:
+    question = Question(
+        channel=event["channel"], user=event.get("user", ""), text=strip_mention(event.get("text", ""),
+                                                                                   context.bot_user_id),
+        ts=event["ts"], thread_ts=event.get("thread_ts") or event["ts"], event_id=body.get("event_id"))
+    await answer(question, services(context), client, say_stream=say_stream)
+
+
+def register(app: AsyncApp) -> None:
+    app.event("app_mention")(on_mention)

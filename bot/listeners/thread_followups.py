@@ -1,0 +1,50 @@
+"""Thread follow-ups: a message in a channel thread where the bot has answered is answered without a mention.
+
+Whether the bot answered there is read from Slack (conversations.replies), so every replica agrees.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from slack_bolt.async_app import AsyncApp
+from slack_sdk.errors import SlackApiError
+
+from bot.listeners.direct_messages import from_a_person
+from bot.slack_context import services
+from bot.slack_format import mentions
+from bot.slack_reply import Question, answer
+
+log = logging.getLogger(__name__)
+SLACK_EVENTS = ("message.channels", "message.groups")
+
+
+async def is_thread_reply(event, context) -> bool:
+    thread_ts = event.get("thread_ts")
+    return (event.get("channel_type") in ("channel", "group") and bool(thread_ts)
+            and thread_ts != event.get("ts")
+            and not mentions(event.get("text", ""), context.bot_user_id))  # a mention is app_mention's
+
+
+async def bot_answered_in(client, channel: str, thread_ts: str, context) -> bool:
+    try:
+        replies = await client.conversations_replies(channel=channel, ts=thread_ts, limit=200)
+    except SlackApiError as exc:
+        log.info("conversations.replies failed in %s: %s", channel, exc.response.get("error"))
+        return False
+    return any(m.get("user") == context.bot_user_id or (context.bot_id and m.get("bot_id") == context.bot_id)
+               for m in replies.get("messages", []))
+
+
+async def on_thread_reply(body, event, context, client, say_stream=None) -> None:
+    if not from_a_person(event, context):
+        return
+    if not await bot_answered_in(client, event["channel"], event["thread_ts"], context):
+        return
+    question = Question(channel=event["channel"], user=event["user"], text=(event.get("text") or "").strip(),
+                        ts=event["ts"], thread_ts=event["thread_ts"], event_id=body.get("event_id"))
+    await answer(question, services(context), client, say_stream=say_stream)
+
+
+def register(app: AsyncApp) -> None:
+    app.event("message", matchers=[is_thread_reply])(on_thread_reply)
