@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
 from datetime import datetime
 from pathlib import Path
 
@@ -13,14 +15,19 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async
 from sqlalchemy.orm import selectinload
 from sqlalchemy.pool import StaticPool
 
+from storage import leases, rate_limits
 from storage.migrate import upgrade_on
 from storage.models import Base, BenchmarkResult, BenchmarkRun, ModelSwitch, ProcessedEvent, Setting, utcnow
+from storage.rate_limits import RateDecision
 from storage.request_log import RequestLog
 from storage.request_metrics import request_metrics
+
+log = logging.getLogger(__name__)
 
 PING_TIMEOUT_S = 5.0
 SQLITE_BUSY_TIMEOUT_S = 30.0  # how long a writer waits for another connection's lock
 PG_CONNECT_TIMEOUT_S = 10.0
+RATE_LIMIT_PRUNE_EVERY_S = 60.0  # how often one process deletes finished rate-limit windows
 
 
 def make_engine(url: str) -> AsyncEngine:
@@ -54,6 +61,7 @@ class Database:
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         self.request_log = RequestLog(self.engine, buffer_limit=buffer_limit,
                                       flush_interval_s=flush_interval_s, batch_size=batch_size)
+        self._rate_limits_pruned_at = time.monotonic()
 
     @property
     def dialect(self) -> str:
@@ -163,6 +171,37 @@ class Database:
                      .returning(ProcessedEvent.event_id))
         async with self.engine.begin() as conn:
             return (await conn.execute(statement)).first() is not None
+
+    # -- leases (locks shared by every replica) -------------------------------------------------------
+
+    async def acquire_lease(self, name: str, holder: str, ttl_s: float) -> bool:
+        """Take (or renew) lease ``name`` for ``ttl_s`` seconds; False while another holder has it."""
+        async with self.engine.begin() as conn:
+            return await leases.acquire(conn, self._insert, name, holder, ttl_s, utcnow())
+
+    async def release_lease(self, name: str, holder: str) -> None:
+        """Free lease ``name`` if ``holder`` still holds it."""
+        async with self.engine.begin() as conn:
+            await leases.release(conn, name, holder)
+
+    # -- rate limits (fixed windows shared by every replica) ------------------------------------------
+
+    async def hit_rate_limit(self, key: str, window_s: int, limit: int) -> RateDecision:
+        """Count one hit of ``key`` in the current ``window_s`` window; refused past ``limit`` hits."""
+        async with self.engine.begin() as conn:
+            decision = await rate_limits.hit(conn, self._insert, key, window_s, limit, time.time())
+        if time.monotonic() - self._rate_limits_pruned_at >= RATE_LIMIT_PRUNE_EVERY_S:
+            self._rate_limits_pruned_at = time.monotonic()
+            try:
+                await self.prune_rate_limits()
+            except Exception as exc:  # noqa: BLE001 - pruning is housekeeping; the next one catches up
+                log.debug("could not prune rate-limit counters: %s", exc)
+        return decision
+
+    async def prune_rate_limits(self) -> int:
+        """Delete the counters of finished windows; returns how many."""
+        async with self.engine.begin() as conn:
+            return await rate_limits.prune(conn, time.time())
 
     def _insert(self, model: type[Base]):
         """The dialect's INSERT, which has ``on_conflict_do_*`` on both PostgreSQL and SQLite."""

@@ -161,3 +161,28 @@ class ProcessedEvent(Base):
 
     event_id: Mapped[str] = mapped_column(String, primary_key=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+
+class Lease(Base):
+    """A named lock with an expiry, shared by every replica: e.g. "one benchmark at a time".
+
+    A holder that dies leaves the row behind; once ``expires_at`` has passed anyone may take it over.
+    """
+
+    __tablename__ = "leases"
+
+    name: Mapped[str] = mapped_column(String, primary_key=True)
+    holder: Mapped[str] = mapped_column(String)  # hostname:pid:uuid of the process that holds it
+    acquired_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+
+
+class RateLimitCounter(Base):
+    """Hits of one key (a Slack user, an API client) within one fixed window, counted across replicas."""
+
+    __tablename__ = "rate_limit_counters"
+
+    key: Mapped[str] = mapped_column(String, primary_key=True)
+    window_start: Mapped[int] = mapped_column(BigInteger, primary_key=True)  # Unix seconds, a multiple of window_s
+    window_end: Mapped[int] = mapped_column(BigInteger, index=True)  # Unix seconds; pruned once past
+    count: Mapped[int] = mapped_column(Integer)

@@ -18,7 +18,8 @@ from storage.database import Database
 from storage.migrate import alembic_config, current_revision
 from storage.models import Base
 
-TABLES = {"requests", "benchmark_runs", "benchmark_results", "model_switches", "settings", "processed_events"}
+TABLES = {"requests", "benchmark_runs", "benchmark_results", "model_switches", "settings", "processed_events",
+          "leases", "rate_limit_counters"}
 
 
 @pytest.fixture
