@@ -40,10 +40,10 @@ class QLoRAAdapter(ModelAdapter):
     device: ClassVar[str] = "gpu"
     default_version: ClassVar[str] = "qlora_vllm_finetuned_model_v1.0.0"
 
-    def __init__(self, settings: LLMSettings, version: str | None = None):
+    def __init__(self, settings: LLMSettings, version: str | None = None, *, backend: QLoRABackend | None = None):
         super().__init__(version)
         self.settings = settings
-        self.backend = make_backend(settings)
+        self.backend = backend or make_backend(settings)  # an explicit backend: scripts/gpu_check.py
         self.knowledge_base = load_knowledge_base()
         self._loaded = False
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 import uuid
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,8 @@ class VLLMBackend:
         self.tokenizer: Any = None
         self.lora_request: Any = None
         self._sampling: Any = None
+        self._loop: asyncio.AbstractEventLoop | None = None  # the engine's own event loop ...
+        self._thread: threading.Thread | None = None  # ... and the thread running it
 
     async def load(self) -> None:
         require("vllm")
@@ -42,13 +45,27 @@ class VLLMBackend:
         if not torch.cuda.is_available():
             raise ModelUnavailableError("the vllm QLoRA backend needs a CUDA GPU; none is visible")
         check_adapter_dir(self.adapter_dir)
+        transformers = require("transformers")
+        self.tokenizer = await asyncio.to_thread(transformers.AutoTokenizer.from_pretrained, self.base)
+        # vLLM builds its async client (zmq sockets, output handler) for the event loop it is created in, and
+        # building it loads the weights: minutes. So the engine lives on its own loop in its own thread, and
+        # the bot's loop only waits on futures.
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="vllm-engine", daemon=True)
+        self._thread.start()
+        try:
+            await self._on_engine_loop(self._start_engine())
+        except BaseException:
+            await self.aclose()
+            raise
+
+    async def _start_engine(self) -> None:
         from vllm import SamplingParams
         from vllm.engine.arg_utils import AsyncEngineArgs
         from vllm.lora.request import LoRARequest
         from vllm.sampling_params import RequestOutputKind
         from vllm.v1.engine.async_llm import AsyncLLM
 
-        transformers = require("transformers")
         args = AsyncEngineArgs(
             model=self.base,
             enable_lora=True,
@@ -56,15 +73,15 @@ class VLLMBackend:
             max_lora_rank=adapter_rank(self.adapter_dir),
             **{"max_model_len": 2048, **self.engine_kwargs},
         )
-        # Building the engine loads the weights and profiles memory: minutes, so off the event loop.
-        # AsyncLLM starts its output handler on the first request when built outside a running loop.
-        self.engine = await asyncio.to_thread(AsyncLLM.from_engine_args, args)
-        self.tokenizer = await asyncio.to_thread(transformers.AutoTokenizer.from_pretrained, self.base)
+        self.engine = AsyncLLM.from_engine_args(args)
         self.lora_request = LoRARequest(lora_name=SERVED_LORA_NAME, lora_int_id=1, lora_path=str(self.adapter_dir))
         self._sampling = SamplingParams(
             temperature=0.0, max_tokens=MAX_LABEL_TOKENS, stop=[LABEL_STOP], logprobs=1,
             output_kind=RequestOutputKind.FINAL_ONLY,
         )
+
+    async def _on_engine_loop(self, coro: Any) -> Any:
+        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, self._loop))
 
     async def generate(self, question: str) -> RawGeneration:
         if self.engine is None:
@@ -72,6 +89,9 @@ class VLLMBackend:
         prompt = render_prompt(self.tokenizer, question)
         # Tokenised here exactly as in training (the chat template already holds BOS).
         ids = self.tokenizer(prompt, add_special_tokens=not has_chat_template(self.tokenizer))["input_ids"]
+        return await self._on_engine_loop(self._generate_on_engine(ids))
+
+    async def _generate_on_engine(self, ids: list[int]) -> RawGeneration:
         final = None
         async for output in self.engine.generate(
             {"prompt_token_ids": ids}, self._sampling, uuid.uuid4().hex, lora_request=self.lora_request
@@ -90,9 +110,19 @@ class VLLMBackend:
         )
 
     async def aclose(self) -> None:
+        if self._loop is None:
+            return
         if self.engine is not None:
-            self.engine.shutdown()
-            self.engine = None
+            engine, self.engine = self.engine, None
+            await self._on_engine_loop(_shutdown(engine))
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        await asyncio.to_thread(self._thread.join, 30)
+        self._loop.close()
+        self._loop = None
+
+
+async def _shutdown(engine: Any) -> None:
+    engine.shutdown()  # stops the engine-core process; runs on the engine's loop, which owns its tasks
 
 
 def sampled_logprobs(token_ids: list[int], logprobs: Any) -> list[float]:
