@@ -57,3 +57,22 @@ def test_a_bad_adapter_directory_is_explained(tmp_path):
     (tmp_path / "adapter_config.json").write_text("{}")
     with pytest.raises(ModelUnavailableError, match="no adapter_model.safetensors"):
         check_adapter_dir(tmp_path)
+
+
+def test_vllm_sampled_logprobs_pick_each_generated_token():
+    from types import SimpleNamespace
+
+    from llm.qlora.backend_vllm import sampled_logprobs
+
+    lp = lambda value: SimpleNamespace(logprob=value)  # noqa: E731 - vLLM's Logprob(logprob, rank, decoded_token)
+    positions = [{5: lp(-0.1), 9: lp(-2.0)}, {9: lp(-0.3)}, {7: lp(-1.5), 2: lp(-0.2)}]
+    assert sampled_logprobs([5, 9, 2], positions) == [-0.1, -0.3, -0.2]
+    assert sampled_logprobs([5], None) == []
+
+
+def test_vllm_lora_rank_fits_the_adapter(tmp_path):
+    from llm.qlora.backend_vllm import adapter_rank
+
+    for r, expected in ((4, 8), (16, 16), (24, 32)):
+        (tmp_path / "adapter_config.json").write_text(f'{{"r": {r}}}')
+        assert adapter_rank(tmp_path) == expected
