@@ -19,7 +19,7 @@ def _ok(description: str, schema: dict[str, Any]) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
-def openapi_spec(max_prompt_chars: int) -> dict[str, Any]:
+def openapi_spec(max_prompt_chars: int, version_pattern: str) -> dict[str, Any]:
     ref = "#/components/schemas/"
     return {
         "openapi": "3.0.3",
@@ -54,13 +54,13 @@ def openapi_spec(max_prompt_chars: int) -> dict[str, Any]:
                 "operationId": "switchModel",
                 "security": [{"adminToken": []}],
                 "parameters": [{"name": "version", "in": "path", "required": True,
-                                "description": "custom, qlora, gemini or a version string (custom_model_built_0.0.0)",
-                                "schema": {"type": "string"}}],
+                                "description": "a model name or a version string (custom_model_built_0.0.0)",
+                                "schema": {"type": "string", "pattern": version_pattern}}],
                 "responses": {
                     "200": _ok("Switched", {"$ref": ref + "SwitchResult"}),
                     "401": _error("Missing or wrong bearer token"),
                     "403": _error("Admin endpoints are disabled: ADMIN_API_TOKEN is unset"),
-                    "404": _error("Unknown model or version"),
+                    "404": _error("Unknown model or version (refused without an audit entry)"),
                     "409": _error("The model is unhealthy; the active model is unchanged"),
                 },
             }},

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from datetime import UTC, datetime, timedelta
 
 from aiohttp import web
@@ -11,7 +12,7 @@ from bot.api.auth import require_admin
 from bot.api.errors import ApiError, error_response, json_response
 from bot.api.openapi import openapi_spec
 from bot.api.readiness import ReadinessProbe
-from bot.api.validation import body_limit, check_version, parse_chat, read_json, request_id_from
+from bot.api.validation import body_limit, check_version, parse_chat, read_json, request_id_from, version_pattern
 from bot.prometheus import PrometheusMetrics
 from bot.runtime import Runtime
 from llm.errors import AllModelsFailedError, InvalidPromptError, UnknownModelError
@@ -29,7 +30,10 @@ class ApiRoutes:
         self.readiness = readiness
         self.max_prompt_chars = runtime.pipeline.options.max_prompt_chars
         self.body_limit = body_limit(self.max_prompt_chars)
-        self._openapi = json_response(openapi_spec(self.max_prompt_chars)).body
+        self.model_names = runtime.factory.names
+        self.version_pattern = version_pattern(self.model_names)
+        self._version = re.compile(self.version_pattern)
+        self._openapi = json_response(openapi_spec(self.max_prompt_chars, self.version_pattern)).body
 
     def add_to(self, app: web.Application) -> None:
         app.router.add_post("/api/v1/chat", self.chat)
@@ -83,11 +87,10 @@ class ApiRoutes:
     async def switch_model(self, request: web.Request) -> web.Response:
         try:
             require_admin(request, self.runtime.settings.admin_api_token)
-            version = check_version(request.match_info["version"])
+            version = check_version(request.match_info["version"], self._version, self.model_names)
             try:
                 self.runtime.factory.resolve(version)
-            except UnknownModelError as exc:
-                await self.pipeline.switch_model(version, by="api")  # audited like any other attempt
+            except UnknownModelError as exc:  # not expected once the pattern matched; refused all the same
                 raise ApiError(404, "unknown_model", str(exc)) from None
             outcome = await self.pipeline.switch_model(version, by="api")
         except ApiError as exc:

@@ -14,7 +14,6 @@ from bot.api.errors import ApiError
 JSON = "application/json"
 MAX_USER_ID_CHARS = 200
 REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")  # an X-Request-ID we accept as the reference id
-VERSION = re.compile(r"[A-Za-z0-9._-]{1,100}")  # anything else cannot name a model
 
 
 @dataclass(frozen=True)
@@ -65,7 +64,7 @@ def parse_chat(payload: Any, max_prompt_chars: int) -> ChatRequest:
     if len(message) > max_prompt_chars:
         raise _invalid(f"'message' is {len(message)} characters long; the limit is {max_prompt_chars}")
     user_id = payload.get("user_id")
-    if user_id is not None and (not isinstance(user_id, str) or len(user_id) > MAX_USER_ID_CHARS):
+    if "user_id" in payload and (not isinstance(user_id, str) or len(user_id) > MAX_USER_ID_CHARS):
         raise _invalid(f"'user_id' must be a string of at most {MAX_USER_ID_CHARS} characters")
     return ChatRequest(message, user_id or None)
 
@@ -76,9 +75,16 @@ def request_id_from(request: web.Request) -> str | None:
     return value if value is not None and REQUEST_ID.fullmatch(value) else None
 
 
-def check_version(version: str) -> str:
-    if not VERSION.fullmatch(version):
-        raise ApiError(404, "unknown_model", f"unknown model {version[:100]!r}: use custom, qlora, gemini "
+def version_pattern(model_names: tuple[str, ...]) -> str:
+    """A model name, or a version string that starts with `<name>_` (`custom_model_built_0.0.0`)."""
+    names = "|".join(re.escape(name) for name in model_names)
+    return rf"^({names})(_[A-Za-z0-9._-]{{1,100}})?$"
+
+
+def check_version(version: str, pattern: re.Pattern[str], model_names: tuple[str, ...]) -> str:
+    """404 for anything that cannot name a model; the factory still resolves what passes."""
+    if not pattern.fullmatch(version):
+        raise ApiError(404, "unknown_model", f"unknown model {version[:100]!r}: use {', '.join(model_names)} "
                                              "or a version string such as custom_model_built_0.0.0")
     return version
 

@@ -1,0 +1,105 @@
+"""After traffic, GET /metrics exposes the series the dashboards and alerts use; one JSON log line per request."""
+
+import io
+import json
+import logging
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from bot.json_logging import REQUEST_LOGGER, JsonFormatter
+from tests.api_helpers import running_api, scripted_models
+from tests.scripted import Scripted, ScriptedAdapter
+
+CHAT = "/api/v1/chat"
+
+
+async def scrape(api) -> dict[str, dict[tuple, float]]:
+    """{sample name: {sorted label items: value}}"""
+    response = await api.client.get("/metrics")
+    assert response.status == 200 and response.content_type == "text/plain"
+    samples: dict[str, dict[tuple, float]] = {}
+    for family in text_string_to_metric_families(await response.text()):
+        for sample in family.samples:
+            samples.setdefault(sample.name, {})[tuple(sorted(sample.labels.items()))] = sample.value
+    return samples
+
+
+def failing(name: str, times: int) -> ScriptedAdapter:
+    return ScriptedAdapter(name, default=Scripted(f"{name} answer")).enqueue(
+        *[Scripted(error=RuntimeError("boom")) for _ in range(times)])
+
+
+async def test_metrics_after_traffic_cover_requests_latency_tokens_fallbacks_and_state(banking77_dir):
+    models = scripted_models(custom=failing("custom", 3))  # three failures open custom's breaker
+    models["qlora"].enqueue(Scripted("qlora answer", delay_s=0.03), "qlora answer", "qlora answer")
+    async with running_api(models, breaker_failures=3, breaker_cooldown_s=600) as api:
+        for _ in range(3):
+            assert (await api.client.post(CHAT, json={"message": "Where is my card?"})).status == 200
+        for name in ("custom", "qlora", "gemini"):
+            models[name].enqueue(Scripted(error=RuntimeError("down")))
+        assert (await api.client.post(CHAT, json={"message": "card?"})).status == 503
+        await api.runtime.benchmark.run(models=["qlora", "gemini"], sample=3, seed=0)
+        m = await scrape(api)
+
+    requests = m["bankbot_requests_total"]
+    assert requests[(("model", "qlora"), ("outcome", "ok"))] == 3
+    assert requests[(("model", "custom"), ("outcome", "error"))] == 1  # the active model, for a total failure
+    assert m["bankbot_request_latency_seconds_count"][(("model", "qlora"),)] == 3
+    assert m["bankbot_request_latency_seconds_sum"][(("model", "qlora"),)] >= 0.03
+    assert m["bankbot_request_latency_seconds_bucket"][(("le", "0.025"), ("model", "qlora"))] == 2
+    assert m["bankbot_tokens_total"][(("kind", "prompt"), ("model", "qlora"))] == 3 * 4
+    assert m["bankbot_tokens_total"][(("kind", "completion"), ("model", "qlora"))] == 3 * 2
+    assert m["bankbot_fallbacks_total"][(("from_model", "custom"), ("to_model", "qlora"))] == 3
+    assert m["bankbot_circuit_breaker_state"] == {
+        (("model", "custom"),): 2, (("model", "qlora"),): 0, (("model", "gemini"),): 0}
+    assert m["bankbot_circuit_breaker_consecutive_failures"][(("model", "custom"),)] == 3
+    assert m["bankbot_active_model"] == {
+        (("model", "custom"),): 1, (("model", "qlora"),): 0, (("model", "gemini"),): 0}
+    assert set(m["bankbot_benchmark_accuracy"]) == {(("model", "qlora"),), (("model", "gemini"),)}
+    assert (("model", "qlora"), ("quantile", "0.99")) in m["bankbot_benchmark_latency_seconds"]
+    assert m["bankbot_benchmark_last_run_timestamp_seconds"][()] > 1.7e9
+    assert "bankbot_request_log_pending" in m and "bankbot_request_log_dropped_total" in m
+
+
+async def test_model_health_gauge_follows_the_readiness_probe():
+    models = scripted_models(custom=ScriptedAdapter("custom", load_error=RuntimeError("no checkpoint")))
+    async with running_api(models) as api:
+        assert "bankbot_model_healthy" not in await scrape(api)  # nothing checked yet
+        assert (await api.client.get("/ready")).status == 503
+        assert (await scrape(api))["bankbot_model_healthy"] == {(("model", "custom"),): 0}
+
+
+async def test_each_app_has_its_own_registry():
+    async with running_api() as first, running_api() as second:
+        await first.client.post(CHAT, json={"message": "hello"})
+        assert (await scrape(first))["bankbot_requests_total"] == {
+            (("model", "custom"), ("outcome", "ok")): 1, (("model", "custom"), ("outcome", "error")): 0}
+        assert "bankbot_requests_total" not in await scrape(second)
+
+
+async def test_one_json_log_line_per_request_without_the_message():
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    REQUEST_LOGGER.addHandler(handler)
+    previous = REQUEST_LOGGER.level
+    REQUEST_LOGGER.setLevel(logging.INFO)
+    secret = "my card 4111 1111 1111 1111 was swallowed at Zyxwv"
+    models = scripted_models(custom=failing("custom", 1))
+    try:
+        async with running_api(models, store_messages=True) as api:
+            ok = await (await api.client.post(CHAT, json={"message": secret},
+                                              headers={"X-Request-ID": "first"})).json()
+            await api.client.post(CHAT, json={"message": secret}, headers={"X-Request-ID": "second"})
+            await api.client.post(CHAT, json={"message": ""})  # refused before the pipeline: no request line
+    finally:
+        REQUEST_LOGGER.removeHandler(handler)
+        REQUEST_LOGGER.setLevel(previous)
+    text = stream.getvalue()
+    lines = [json.loads(line) for line in text.splitlines()]
+    assert [(line["request_id"], line["model"], line["outcome"]) for line in lines] == [
+        ("first", "qlora", "fallback"), ("second", "custom", "ok")]
+    assert ok["request_id"] == "first" and lines[0]["fallback_from"] == "custom"
+    assert all(line["latency_ms"] >= 0 and line["source"] == "api" and line["logger"] == "bankbot.requests"
+               for line in lines)
+    assert "Zyxwv" not in text and "4111" not in text and "swallowed" not in text
