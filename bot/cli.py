@@ -80,6 +80,10 @@ def _parser() -> argparse.ArgumentParser:
     qlora.add_argument("--target-modules", default="q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj")
     qlora.add_argument("--lr", type=float, default=2e-4)
     qlora.add_argument("--seed", type=int, default=1337)
+    qlora.add_argument("--batch-size", type=int, default=8)
+    qlora.add_argument("--max-length", type=int, default=256, help="longer examples are truncated")
+    qlora.add_argument("--quantize", action=argparse.BooleanOptionalAction, default=None,
+                       help="4-bit NF4 (QLoRA); default: exactly when a CUDA GPU is present")
     qlora.set_defaults(handler=cmd_train_qlora)
     return parser
 
@@ -253,7 +257,8 @@ def cmd_train_qlora(args, settings: Settings) -> int:
     report = train_qlora(
         args.base, args.out or settings.qlora_adapter_path, max_steps=args.max_steps, limit=args.limit, r=args.r,
         alpha=args.alpha, dropout=args.dropout, target_modules=tuple(args.target_modules.split(",")), lr=args.lr,
-        seed=args.seed, progress=True)
+        seed=args.seed, batch_size=args.batch_size, max_length=args.max_length, quantize=args.quantize,
+        progress=True)
     print(f"Trained a LoRA adapter on {report.device} in {report.seconds:.0f} s ({report.steps} steps, "
           f"loss {report.first_loss:.3f} -> {report.last_loss:.3f}); saved to {report.out}")
     return 0
