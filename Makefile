@@ -26,11 +26,11 @@ run: $(STAMP)
 	$(BIN)/bankbot serve
 
 test: $(STAMP)
-	$(BIN)/ruff check bot llm storage tests benchmarks scripts
+	$(BIN)/ruff check .
 	$(BIN)/pytest -q -ra
 
 lint: $(STAMP)
-	$(BIN)/ruff check bot llm storage tests benchmarks scripts
+	$(BIN)/ruff check .
 
 bench: $(STAMP)
 	$(BIN)/bankbot bench --sample 200

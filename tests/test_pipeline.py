@@ -2,8 +2,8 @@ import asyncio
 
 import pytest
 
-from llm.benchmark import BenchmarkRunner
 from llm.banking77 import Example
+from llm.benchmark import BenchmarkRunner
 from llm.config import LLMSettings
 from llm.errors import AllModelsFailedError, InvalidPromptError
 from llm.factory import ModelFactory
