@@ -103,3 +103,22 @@ async def test_one_json_log_line_per_request_without_the_message():
     assert all(line["latency_ms"] >= 0 and line["source"] == "api" and line["logger"] == "bankbot.requests"
                for line in lines)
     assert "Zyxwv" not in text and "4111" not in text and "swallowed" not in text
+
+
+async def test_every_series_the_alerts_use_is_exposed():
+    import re
+    from pathlib import Path
+
+    import yaml
+
+    rules = yaml.safe_load((Path(__file__).parent.parent / "manifests" / "prometheus-alerts.yaml").read_text())
+    alerts = {rule["alert"]: rule["expr"] for group in rules["groups"] for rule in group["rules"]}
+    assert {"BankbotHighLatency", "BankbotHighErrorRate", "BankbotModelUnhealthy"} <= set(alerts)
+    models = scripted_models(custom=ScriptedAdapter("custom", load_error=RuntimeError("no checkpoint")))
+    async with running_api(models) as api:
+        await api.client.post(CHAT, json={"message": "hello"})
+        await api.client.get("/ready")
+        exposed = set(await scrape(api))
+    for name, expr in alerts.items():
+        used = set(re.findall(r"\bbankbot_[a-z_]+", expr))
+        assert used and used <= exposed, f"{name} uses {used - exposed}, not exposed"
