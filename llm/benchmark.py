@@ -1,12 +1,20 @@
-"""Benchmark runs: every configured model answers a labelled sample of Banking77's test split."""
+"""Benchmark runs: every configured model answers a labelled sample of Banking77's test split.
+
+One run at a time across every replica: a run holds the database lease ``benchmark`` (renewed while it
+lasts, released at the end; a replica that dies mid-run frees it after ``LEASE_TTL_S``). A periodic run
+that finds it taken is skipped; any other run raises ``BenchmarkBusyError``.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import logging
+import os
 import random
+import socket
 import time
+import uuid
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -14,6 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from llm.errors import BenchmarkBusyError
 from llm.evaluation import evaluate
 
 if TYPE_CHECKING:
@@ -23,6 +32,15 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 Progress = Callable[[str, int], None]  # (model name, examples done) -> None
+
+LEASE_NAME = "benchmark"
+LEASE_TTL_S = 300.0  # a replica that dies mid-run blocks other runs for at most this long
+LEASE_RENEW_S = 60.0  # a running benchmark renews its lease this often
+
+
+def holder_id() -> str:
+    """Who holds a lease: unique per runner, readable in the database (hostname:pid:uuid)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
 @dataclass
@@ -100,26 +118,67 @@ class BenchmarkRunner:
         self.concurrency = concurrency
         self.timeout_s = timeout_s
         self._lock = asyncio.Lock()  # one run at a time in this process
+        self.holder = holder_id()  # one run at a time across replicas: the database lease
+        self.lease_ttl_s = LEASE_TTL_S
+        self.lease_renew_s = LEASE_RENEW_S
 
     @property
     def running(self) -> bool:
+        """True while this process runs a benchmark (another replica's run shows as BenchmarkBusyError)."""
         return self._lock.locked()
 
     async def run(self, *, models: Sequence[str] | None = None, sample: int | None = 20,
                   trigger: str = "manual", seed: int | None = None,
-                  progress: Progress | None = None) -> BenchmarkRun:
+                  progress: Progress | None = None) -> BenchmarkRun | None:
+        """Benchmark ``models`` (all configured ones by default) on ``sample`` test examples and store the run.
+
+        Waits for a run of this process to finish, except a periodic one, which is skipped. When another
+        replica is running one, a periodic run returns None and any other raises BenchmarkBusyError.
+        """
+        if trigger == "periodic" and self._lock.locked():
+            log.info("periodic benchmark skipped: one is already running in this process")
+            return None
         async with self._lock:
-            chosen = stratified_sample(await asyncio.to_thread(self.examples), sample,
-                                       seed if seed is not None else time.time_ns())
-            run = BenchmarkRun(trigger=trigger, sample_size=len(chosen), started_at=datetime.now(UTC))
-            for name in models or self.models:
-                run.results.append(await self._benchmark_model(name, chosen, progress))
-            run.finished_at = datetime.now(UTC)
-            run.recommendation = recommend(run.results)
-            run.id = await self.store.save_benchmark_run(run.to_dict() | {
-                "started_at": run.started_at, "finished_at": run.finished_at})
-            await asyncio.to_thread(self._append_log, run)
-            return run
+            if not await self.store.acquire_lease(LEASE_NAME, self.holder, self.lease_ttl_s):
+                if trigger == "periodic":
+                    log.info("periodic benchmark skipped: another replica is running one")
+                    return None
+                raise BenchmarkBusyError("a benchmark is already running on another replica; "
+                                         "try again when it has finished")
+            renewer = asyncio.create_task(self._renew_lease(), name="benchmark-lease-renewer")
+            try:
+                return await self._run(models, sample, trigger, seed, progress)
+            finally:
+                renewer.cancel()
+                await asyncio.gather(renewer, return_exceptions=True)
+                try:
+                    await self.store.release_lease(LEASE_NAME, self.holder)
+                except Exception as exc:  # noqa: BLE001 - the lease then expires on its own
+                    log.warning("could not release the benchmark lease (it expires in %gs): %s",
+                                self.lease_ttl_s, exc)
+
+    async def _renew_lease(self) -> None:
+        while True:
+            await asyncio.sleep(self.lease_renew_s)
+            try:
+                if not await self.store.acquire_lease(LEASE_NAME, self.holder, self.lease_ttl_s):
+                    log.warning("the benchmark lease expired and another replica took it; two runs may overlap")
+            except Exception as exc:  # noqa: BLE001 - a database blip must not stop the run
+                log.warning("could not renew the benchmark lease: %s", exc)
+
+    async def _run(self, models: Sequence[str] | None, sample: int | None, trigger: str, seed: int | None,
+                   progress: Progress | None) -> BenchmarkRun:
+        chosen = stratified_sample(await asyncio.to_thread(self.examples), sample,
+                                   seed if seed is not None else time.time_ns())
+        run = BenchmarkRun(trigger=trigger, sample_size=len(chosen), started_at=datetime.now(UTC))
+        for name in models or self.models:
+            run.results.append(await self._benchmark_model(name, chosen, progress))
+        run.finished_at = datetime.now(UTC)
+        run.recommendation = recommend(run.results)
+        run.id = await self.store.save_benchmark_run(run.to_dict() | {
+            "started_at": run.started_at, "finished_at": run.finished_at})
+        await asyncio.to_thread(self._append_log, run)
+        return run
 
     async def _benchmark_model(self, name: str, examples: list[Example],
                                progress: Progress | None) -> ModelBenchmark:

@@ -23,6 +23,10 @@ class InvalidPromptError(LLMError, ValueError):
     """A prompt that is empty or too long; nothing was sent to any model."""
 
 
+class BenchmarkBusyError(LLMError):
+    """A benchmark is already running, in this process or in another replica; nothing was started."""
+
+
 class AllModelsFailedError(LLMError):
     """Every model in the fallback chain failed. ``failures`` maps model name -> reason."""
 
