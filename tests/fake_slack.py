@@ -38,6 +38,7 @@ class FakeSlack:
     _changed: asyncio.Condition | None = None
     _runner: web.AppRunner | None = None
     _ts: itertools.count = field(default_factory=lambda: itertools.count(1))
+    _envelopes: asyncio.Queue | None = None  # Socket Mode: envelopes to push to the connected app
 
     async def start(self) -> FakeSlack:
         app = web.Application(client_max_size=32 * 1024 * 1024)
@@ -45,7 +46,9 @@ class FakeSlack:
         app.router.add_get("/api/{method}", self._api)
         app.router.add_post("/response/{name}", self._response)
         app.router.add_post("/upload/{file_id}", self._upload)
+        app.router.add_get("/socket", self._socket)
         self._changed = asyncio.Condition()
+        self._envelopes = asyncio.Queue()
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -90,6 +93,13 @@ class FakeSlack:
             message["bot_id"] = bot_id
         self.messages.setdefault(channel, []).append(message)
 
+    async def send_envelope(self, payload: dict[str, Any], *, envelope_id: str, kind: str = "events_api",
+                            retry_attempt: int = 0) -> None:
+        """Push a Socket Mode envelope to the connected app; its ack is recorded as a "socket_ack" call."""
+        await self._envelopes.put({"envelope_id": envelope_id, "type": kind, "payload": payload,
+                                   "accepts_response_payload": kind != "events_api",
+                                   "retry_attempt": retry_attempt, "retry_reason": ""})
+
     # -- handlers -------------------------------------------------------------------------------------
 
     async def _record(self, call: Call) -> None:
@@ -124,6 +134,25 @@ class FakeSlack:
                                            "png": data[:8] == b"\x89PNG\r\n\x1a\n"}))
         return web.Response(text="OK")
 
+    async def _socket(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(autoping=True)
+        await ws.prepare(request)
+        await self._record(Call("socket_connect", dict(request.query)))
+        await ws.send_json({"type": "hello", "num_connections": 1})
+
+        async def pump():
+            while True:
+                await ws.send_json(await self._envelopes.get())
+
+        pumping = asyncio.create_task(pump())
+        try:
+            async for frame in ws:
+                if frame.type == web.WSMsgType.TEXT:
+                    await self._record(Call("socket_ack", json.loads(frame.data)))
+        finally:
+            pumping.cancel()
+        return ws
+
     # -- methods --------------------------------------------------------------------------------------
 
     def _next_ts(self) -> str:
@@ -132,6 +161,9 @@ class FakeSlack:
     def _auth_test(self, params):
         return {"user_id": BOT_USER_ID, "bot_id": BOT_ID, "team_id": TEAM_ID, "user": "bankbot", "team": "Bank",
                 "url": "https://bank.slack.com/"}
+
+    def _apps_connections_open(self, params):
+        return {"url": self.base.replace("http://", "ws://") + "/socket"}
 
     def _chat_postMessage(self, params):
         ts = self._next_ts()

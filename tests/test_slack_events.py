@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 
@@ -172,3 +173,24 @@ async def test_health_is_still_served():
     async with slack_harness() as h, h.http.get(h.url + "/health") as response:
         assert (await response.json())["active_model"] == "custom"
 
+
+
+async def test_socket_mode_receives_events_over_the_socket_and_still_serves_health():
+    async with slack_harness(slack_app_token="xapp-test", slack_signing_secret=None) as h:
+        await h.fake.wait_for(lambda f: f.calls_to("socket_connect"))
+        event = mention(f"<@{BOT_USER_ID}> Where is my card?", channel="C0042")
+        payload = json.loads(event_body(event))
+        for attempt in (0, 1):  # a redelivery over the socket is answered once too
+            await h.fake.send_envelope(payload, envelope_id=f"env-{attempt}", retry_attempt=attempt)
+        acks = await h.fake.wait_for(lambda f: len(f.calls_to("socket_ack")) >= 2 and f.calls_to("socket_ack"))
+        assert {a["envelope_id"] for a in acks} == {"env-0", "env-1"}
+        [post] = await h.fake.wait_for(lambda f: f.posts())
+        assert (post["channel"], post["thread_ts"]) == ("C0042", event["ts"])
+        async with h.http.get(h.url + "/health") as response:
+            assert response.status == 200
+        body = event_body(mention("hi"))
+        assert (await h.post("/slack/events", body, signed_headers(body))).status in (404, 405)
+        await asyncio.sleep(0.1)
+        assert len(h.fake.posts()) == 1
+        [opened] = [c for c in h.fake.calls if c.method == "apps.connections.open"]
+        assert opened.token == "xapp-test"  # the app-level token, not the bot token
