@@ -207,3 +207,17 @@ async def test_the_proxy_as_a_process_is_cut_and_restored_by_signals(postgres_ur
     finally:
         process.terminate()
         assert await asyncio.wait_for(process.wait(), 10) is not None
+
+
+async def test_a_long_benchmark_renews_its_lease_past_the_ttl(replicas, tmp_path):
+    db_a, db_b = replicas
+    gate = asyncio.Event()
+    runner = runner_on(db_a, tmp_path, gate, "a")
+    runner.lease_ttl_s, runner.lease_renew_s = 0.3, 0.05
+    task = asyncio.create_task(runner.run(sample=2, trigger="manual"))
+    await asyncio.sleep(0.6)  # twice the TTL: without renewal the lease would have expired
+    assert not task.done()
+    assert not await db_b.acquire_lease(LEASE_NAME, "replica-b", ttl_s=60)
+    gate.set()
+    await task
+    assert await db_b.acquire_lease(LEASE_NAME, "replica-b", ttl_s=60)
