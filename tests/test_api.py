@@ -2,6 +2,7 @@
 
 import pytest
 
+from bot.api import API_ROUTES
 from storage.database import Database
 from tests.api_helpers import ADMIN_TOKEN, running_api, scripted_models
 from tests.scripted import Scripted, ScriptedAdapter
@@ -186,3 +187,18 @@ async def test_openapi_describes_every_route_the_app_serves():
         described = {(method, path) for path, item in spec["paths"].items() for method in item}
         assert served == described
         assert spec["components"]["schemas"]["ChatRequest"]["properties"]["message"]["maxLength"] == 4000
+
+
+async def test_readiness_reuses_a_recent_health_check_and_retries_a_failed_one_sooner():
+    custom = ScriptedAdapter("custom", default=Scripted("fine"))
+    async with running_api(scripted_models(custom=custom)) as api:
+        probe = api.client.app[API_ROUTES].readiness
+        probe.failed_ttl_s = 0.0
+        for _ in range(3):
+            assert (await api.client.get("/ready")).status == 200
+        assert len(custom.prompts) == 1  # one inference for three probes
+        custom.default = None  # every call fails from now on
+        probe.last.clear()
+        assert (await api.client.get("/ready")).status == 503
+        custom.default = Scripted("recovered")
+        assert (await api.client.get("/ready")).status == 200  # the failure was not cached

@@ -1,7 +1,8 @@
 """Readiness: the active model is healthy and the database answers.
 
 A model's health check runs one real inference (a paid call on Gemini), so each model's result is kept for
-`ttl_s` and concurrent probes share one check. An open circuit breaker means unhealthy without any call.
+`ttl_s` (`failed_ttl_s` after a failure, to notice a recovery sooner) and concurrent probes share one check.
+An open circuit breaker means unhealthy without any call.
 """
 
 from __future__ import annotations
@@ -32,9 +33,10 @@ class Readiness:
 
 
 class ReadinessProbe:
-    def __init__(self, runtime: Runtime, ttl_s: float = 10.0):
+    def __init__(self, runtime: Runtime, ttl_s: float = 30.0, failed_ttl_s: float = 5.0):
         self.runtime = runtime
         self.ttl_s = ttl_s
+        self.failed_ttl_s = failed_ttl_s
         self.last: dict[str, tuple[float, HealthStatus]] = {}  # model -> (monotonic time, status)
         self._locks: dict[str, asyncio.Lock] = {}
 
@@ -51,7 +53,8 @@ class ReadinessProbe:
             return status
         async with self._locks.setdefault(name, asyncio.Lock()):
             cached = self.last.get(name)
-            if cached is not None and time.monotonic() - cached[0] < self.ttl_s:
+            if cached is not None and time.monotonic() - cached[0] < (
+                    self.ttl_s if cached[1].healthy else self.failed_ttl_s):
                 return cached[1]
             status = await self.runtime.pipeline.switcher.health_of(name)
             self.last[name] = (time.monotonic(), status)
