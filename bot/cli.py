@@ -176,6 +176,7 @@ def cmd_eval(args, settings: Settings) -> int:
 
 def cmd_bench(args, settings: Settings) -> int:
     from bot.runtime import Runtime
+    from llm.errors import BenchmarkBusyError
 
     async def run():
         runtime = await Runtime.create(settings, follow_switches=False)
@@ -195,7 +196,11 @@ def cmd_bench(args, settings: Settings) -> int:
                 bar.close()
             await runtime.aclose()
 
-    run_ = asyncio.run(run())
+    try:
+        run_ = asyncio.run(run())
+    except BenchmarkBusyError as exc:
+        print(f"bankbot: {exc}", file=sys.stderr)
+        return 1
     table = "\n".join([
         f"Benchmark run {run_.id}: {run_.sample_size} questions from Banking77's test split",
         benchmark_table([asdict(r) for r in run_.results]),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from bot.rate_limit import RateLimiter
 from bot.settings import Settings
 from llm import banking77
 from llm.benchmark import BenchmarkRunner
@@ -20,6 +21,7 @@ class Runtime:
     factory: ModelFactory
     pipeline: BankingLLMPipeline
     benchmark: BenchmarkRunner
+    rate_limiter: RateLimiter
 
     @classmethod
     async def create(cls, settings: Settings, *, builders: dict[str, AdapterBuilder | str] | None = None,
@@ -44,7 +46,8 @@ class Runtime:
             if not follow_switches:
                 pipeline.switcher.poll_s = 0
             await pipeline.start()
-        return cls(settings, db, factory, pipeline, benchmark)
+        limiter = RateLimiter(db, settings.rate_limit_user_per_min, settings.rate_limit_api_per_min)
+        return cls(settings, db, factory, pipeline, benchmark, limiter)
 
     async def aclose(self) -> None:
         await self.pipeline.aclose()

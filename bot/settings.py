@@ -26,6 +26,10 @@ class Settings(LLMSettings):
     show_model_footer: bool = True  # model, latency and confidence under each answer
     charts: bool = False  # CHARTS=on: /llm-bench summary also uploads a PNG chart
 
+    # Rate limits (shared by every replica through the database)
+    rate_limit_user_per_min: int = 20  # Slack messages per user per minute; 0 disables
+    rate_limit_api_per_min: int = 600  # REST API requests per client per minute; 0 disables
+
     # REST API
     admin_api_token: str | None = None  # Bearer token of the admin endpoints; they are disabled while unset
 
