@@ -75,7 +75,7 @@ class RequestRecord(Base):
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
-    request_id: Mapped[str] = mapped_column(String, index=True)
+    request_id: Mapped[str] = mapped_column(String, index=True, unique=True)  # retried batches write once
     source: Mapped[str] = mapped_column(String)  # slack, api, cli or benchmark
     user_hash: Mapped[str | None] = mapped_column(String)
     model: Mapped[str] = mapped_column(String)

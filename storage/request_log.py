@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import insert
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from storage.models import RequestRecord, utcnow
@@ -34,6 +35,15 @@ _INT_MAX = 2**31 - 1  # INTEGER columns on PostgreSQL
 MAX_BACKOFF_S = 30.0
 CLOSE_TIMEOUT_S = 10.0
 WARN_EVERY_S = 10.0  # at most one "dropped rows" warning per this many seconds
+
+
+def _insert_once(dialect: str):
+    """INSERT that skips rows whose request_id is already stored (a retried batch that had been committed)."""
+    if dialect == "postgresql":
+        return postgresql.insert(_TABLE).on_conflict_do_nothing(index_elements=["request_id"])
+    if dialect == "sqlite":
+        return sqlite.insert(_TABLE).on_conflict_do_nothing(index_elements=["request_id"])
+    return insert(_TABLE)
 
 
 def _problem(row: dict[str, Any]) -> str | None:
@@ -194,7 +204,7 @@ class RequestLog:
             self._in_flight = len(batch)
             try:
                 async with self.engine.begin() as conn:
-                    await conn.execute(insert(_TABLE), batch)
+                    await conn.execute(_insert_once(conn.dialect.name), batch)
             except BaseException as exc:  # database down, table missing, cancelled...: keep the rows
                 self._in_flight = 0
                 self._buffer.extendleft(reversed(batch))

@@ -220,3 +220,15 @@ async def test_rows_buffered_while_tables_are_missing_are_written_after_migratio
         assert await request_ids(db) == ["req-1", "req-2"]
     finally:
         await db.aclose()
+
+
+async def test_a_batch_written_twice_is_stored_once(database):
+    """A write that committed but whose reply was lost is retried; the request ids keep it from doubling."""
+    log = database.request_log
+    for i in range(3):
+        log.add(row(i))
+    await log.flush()
+    for i in range(5):  # the same three again (the retry), plus two new rows
+        log.add(row(i))
+    await log.flush()
+    assert await request_ids(database) == [f"req-{i}" for i in range(5)]
