@@ -86,7 +86,7 @@ async def serve(settings: Settings) -> None:
     runtime = await Runtime.create(settings)
     runner = web.AppRunner(build_web_app(runtime))
     await runner.setup()
-    site = web.TCPSite(runner, "0.0.0.0", settings.port)
+    site = web.TCPSite(runner, "0.0.0.0", settings.port, backlog=1024)  # bursts of Slack events: no SYN drops
     await site.start()
     log.info("bankbot listening on port %d with model %s", settings.port, runtime.pipeline.active_model)
     stop = asyncio.Event()
