@@ -1,0 +1,57 @@
+"""The custom model's checkpoint directory: safetensors weights, config, tokenizer, labels, KB version."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from safetensors.torch import load_file, save_file
+
+from llm.custom.tokenizer import BankTokenizer
+from llm.custom.transformer import GPT, GPTConfig
+
+WEIGHTS, CONFIG, TOKENIZER = "model.safetensors", "config.json", "tokenizer.json"
+TRAIN_HINT = "run `bankbot train custom` to train it"
+
+
+@dataclass
+class CheckpointMeta:
+    gpt: GPTConfig
+    labels: list[str]  # label index -> Banking77 intent
+    kb_version: str  # the knowledge base whose answers the model learned
+    max_question_tokens: int  # longer questions are cut to this many tokens
+    oos_threshold: float  # below this intent confidence the reply is out_of_scope
+    train: dict[str, Any] = field(default_factory=dict)  # parameters and figures of the training run
+
+
+def checkpoint_exists(path: str | Path) -> bool:
+    path = Path(path)
+    return all((path / name).is_file() for name in (WEIGHTS, CONFIG, TOKENIZER))
+
+
+def save_checkpoint(path: str | Path, model: GPT, tokenizer: BankTokenizer, meta: CheckpointMeta) -> None:
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().contiguous() for k, v in model.state_dict().items() if k != "lm_head.weight"}
+    save_file(state, str(path / WEIGHTS))
+    tokenizer.save(path / TOKENIZER)
+    config = {**meta.__dict__, "gpt": meta.gpt.to_dict()}
+    (path / CONFIG).write_text(json.dumps(config, indent=2) + "\n")
+
+
+def load_checkpoint(path: str | Path) -> tuple[GPT, BankTokenizer, CheckpointMeta]:
+    """The model (in eval mode), its tokenizer and metadata. FileNotFoundError when incomplete."""
+    path = Path(path)
+    if not checkpoint_exists(path):
+        raise FileNotFoundError(f"no custom model checkpoint in {path}: {TRAIN_HINT}")
+    raw = json.loads((path / CONFIG).read_text())
+    meta = CheckpointMeta(**{**raw, "gpt": GPTConfig(**raw["gpt"])})
+    model = GPT(meta.gpt)
+    state = load_file(str(path / WEIGHTS))
+    state["lm_head.weight"] = state["wte.weight"]
+    model.load_state_dict(state)
+    model.eval()
+    tokenizer = BankTokenizer.load(path / TOKENIZER, meta.labels)
+    return model, tokenizer, meta

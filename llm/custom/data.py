@@ -1,0 +1,124 @@
+"""Training sequences: <bos> question <sep> <label> answer <eos>, with text augmentation and length-bucketed batches."""
+
+from __future__ import annotations
+
+import random
+import string
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+from llm.banking77 import Example
+from llm.custom.tokenizer import BankTokenizer, normalize_question
+
+OUT_OF_SCOPE_TARGET = -1  # label index of a synthetic non-banking prompt: uniform target over the intents
+
+
+def stratified_split(examples: Sequence[Example], fraction: float, seed: int) -> tuple[list, list]:
+    """(train, validation): `fraction` of each intent's examples held out, deterministic under `seed`."""
+    by_intent: dict[str, list[Example]] = defaultdict(list)
+    for ex in examples:
+        by_intent[ex.intent].append(ex)
+    rng = random.Random(seed)
+    train, val = [], []
+    for intent in sorted(by_intent):
+        group = list(by_intent[intent])
+        rng.shuffle(group)
+        n_val = round(len(group) * fraction)
+        val += group[:n_val]
+        train += group[n_val:]
+    return train, val
+
+
+def augment(text: str, rng: random.Random, p_drop: float = 0.1, p_swap: float = 0.05, p_typo: float = 0.03) -> str:
+    """Random word dropout, adjacent-word swaps and character typos (delete, insert, replace, transpose)."""
+    words = text.split()
+    if len(words) > 2:
+        kept = [w for w in words if rng.random() >= p_drop]
+        words = kept or words
+    for i in range(len(words) - 1):
+        if rng.random() < p_swap:
+            words[i], words[i + 1] = words[i + 1], words[i]
+    for i, word in enumerate(words):
+        if len(word) > 3 and rng.random() < p_typo:
+            j = rng.randrange(len(word))
+            kind = rng.randrange(4)
+            if kind == 0:
+                word = word[:j] + word[j + 1 :]
+            elif kind == 1:
+                word = word[:j] + rng.choice(string.ascii_lowercase) + word[j:]
+            elif kind == 2:
+                word = word[:j] + rng.choice(string.ascii_lowercase) + word[j + 1 :]
+            elif j < len(word) - 1:
+                word = word[:j] + word[j + 1] + word[j] + word[j + 2 :]
+            words[i] = word
+    return " ".join(words)
+
+
+@dataclass
+class Batch:
+    idx: torch.Tensor  # (B, T) input tokens, right-padded
+    targets: torch.Tensor  # (B, T) next tokens; pad where no language-model loss applies
+    answer_mask: torch.Tensor  # (B, T) True where the target is an answer token (or its <eos>)
+    sep_pos: torch.Tensor  # (B,) position of <sep>, whose output predicts the intent
+    label: torch.Tensor  # (B,) intent index, or OUT_OF_SCOPE_TARGET
+
+
+class SequenceBuilder:
+    """Turns (question, label index) pairs into padded tensors for one training step."""
+
+    def __init__(self, tokenizer: BankTokenizer, answers: Sequence[str], max_question_tokens: int):
+        self.tok = tokenizer
+        self.max_q = max_question_tokens
+        self.answer_ids = [tokenizer.encode(a) + [tokenizer.eos_id] for a in answers]  # by label index
+
+    def prompt_ids(self, question_ids: list[int]) -> list[int]:
+        return [self.tok.bos_id, *question_ids[: self.max_q], self.tok.sep_id]
+
+    def batch(self, items: Sequence[tuple[list[int], int, bool]]) -> Batch:
+        """items: (question token ids, label index, whether to append the answer)."""
+        seqs, seps = [], []
+        for q_ids, label, with_answer in items:
+            seq = self.prompt_ids(q_ids)
+            seps.append(len(seq) - 1)
+            if label != OUT_OF_SCOPE_TARGET:
+                seq.append(self.tok.label_ids[label])
+                if with_answer:
+                    seq += self.answer_ids[label]
+            seqs.append(seq)
+        T = max(len(s) for s in seqs)
+        pad = self.tok.pad_id
+        idx = torch.full((len(seqs), T), pad, dtype=torch.long)
+        targets = torch.full((len(seqs), T), pad, dtype=torch.long)
+        answer_mask = torch.zeros((len(seqs), T), dtype=torch.bool)
+        for i, seq in enumerate(seqs):
+            n = len(seq)
+            idx[i, :n] = torch.tensor(seq)
+            targets[i, : n - 1] = torch.tensor(seq[1:])
+            targets[i, seps[i]] = pad  # the intent is learned by its own (constrained) loss
+            answer_mask[i, seps[i] + 1 : n - 1] = True  # from <label>, whose target is the answer's first token
+        return Batch(idx, targets, answer_mask, torch.tensor(seps), torch.tensor([it[1] for it in items]))
+
+
+def epoch_batches(
+    questions: Sequence[list[int]], labels: Sequence[int], batch_size: int, rng: random.Random, p_answer: float
+) -> list[list[tuple[list[int], int, bool]]]:
+    """Shuffled batches of similar length (sorted within pools of 32 batches) to waste little on padding."""
+    items = [
+        (q, lab, lab != OUT_OF_SCOPE_TARGET and rng.random() < p_answer)
+        for q, lab in zip(questions, labels, strict=True)
+    ]
+    rng.shuffle(items)
+    pool = batch_size * 32
+    batches = []
+    for start in range(0, len(items), pool):
+        chunk = sorted(items[start : start + pool], key=lambda it: (it[2], len(it[0])))
+        batches += [chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size)]
+    rng.shuffle(batches)
+    return batches
+
+
+def encode_questions(tokenizer: BankTokenizer, texts: Sequence[str]) -> list[list[int]]:
+    return tokenizer.encode_batch([normalize_question(t) for t in texts])
