@@ -1,6 +1,6 @@
 """Load on POST /api/v1/chat: requests per second and latency p99, as the median of several runs.
 
-Each run starts the server as a real subprocess (the bankbot web app: build_web_app + attach_api, the JSON
+Each run starts the server as a real subprocess (the bankbot web app from build_web_app, the JSON
 request log written to a file, request rows stored in SQLite) and drives it from this process with keep-alive
 HTTP/1.1 connections, closed loop. After each run it checks that every request was counted by /metrics and
 stored as a request row.
@@ -36,30 +36,15 @@ FALLBACK_MESSAGES = ["Where is my new card?", "My top-up failed, why?", "How do 
 
 
 def instant_builders():
-    """A zero-latency "custom" model: answers at once from the knowledge base, no inference."""
-    from llm.adapters.base import GenerationResult, ModelAdapter
-    from llm.knowledge_base import load_knowledge_base
+    """A zero-latency "custom" model: the scripted test model, answering at once with a fixed reply."""
+    from tests.scripted import Scripted, ScriptedAdapter, builders
 
-    class InstantAdapter(ModelAdapter):
-        name = "custom"
-        device = "cpu"
-        default_version = "custom_instant_0.0.0"
-        default_timeout_s = 5.0
-
-        async def load(self) -> None:
-            self.answer = load_knowledge_base().answer("card_arrival")
-
-        async def _generate(self, prompt: str) -> GenerationResult:
-            return GenerationResult(self.answer, "card_arrival", 0.0, len(prompt.split()), len(self.answer.split()),
-                                    1.0, self.version, self.device, model=self.name)
-
-    return {"custom": lambda settings, version: InstantAdapter(version)}
+    return builders(ScriptedAdapter("custom", default=Scripted("Your card is on its way.", "card_arrival", 1.0)))
 
 
 async def serve(args: argparse.Namespace, log_stream) -> None:
     from aiohttp import web
 
-    from bot.api import attach_api
     from bot.json_logging import configure_logging
     from bot.runtime import Runtime
     from bot.server import build_web_app
@@ -67,13 +52,14 @@ async def serve(args: argparse.Namespace, log_stream) -> None:
 
     configure_logging("INFO", log_stream)
     settings = Settings(llm_model_version=args.model, fallback_order=args.model, database_url=args.database_url,
-                        benchmark_every_n=args.benchmark_every, **({"model_dir": args.model_dir}
+                        benchmark_every_n=args.benchmark_every,
+                        rate_limit_api_per_min=0,  # the limiter is not what this measures
+                        **({"model_dir": args.model_dir}
                                                                     if args.model_dir else {}))
     builders = instant_builders() if args.instant else None
     runtime = await Runtime.create(settings, builders=builders)
     await runtime.factory.get(runtime.pipeline.active_model)  # load the model before the clock starts
     app = build_web_app(runtime)
-    attach_api(app, runtime)
     runner = web.AppRunner(app, access_log=None)  # the JSON request log is the access log
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", 0).start()

@@ -13,6 +13,8 @@ from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.async_app import AsyncApp
 
+from bot.api import attach_api
+from bot.json_logging import configure_logging
 from bot.runtime import Runtime
 from bot.settings import Settings
 
@@ -32,6 +34,7 @@ def build_web_app(runtime: Runtime) -> web.Application:
     app[RUNTIME] = runtime
     app.router.add_get("/health", health)
     attach_slack(app, runtime)
+    attach_api(app, runtime)
     return app
 
 
@@ -83,8 +86,9 @@ async def _socket_mode(app: web.Application) -> AsyncIterator[None]:
 # -- serving ----------------------------------------------------------------------------------------------
 
 async def serve(settings: Settings) -> None:
+    configure_logging(settings.log_level)  # JSON lines, one per request
     runtime = await Runtime.create(settings)
-    runner = web.AppRunner(build_web_app(runtime))
+    runner = web.AppRunner(build_web_app(runtime), access_log=None)  # the JSON request log replaces it
     await runner.setup()
     site = web.TCPSite(runner, "0.0.0.0", settings.port, backlog=1024)  # bursts of Slack events: no SYN drops
     await site.start()

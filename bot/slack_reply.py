@@ -56,6 +56,10 @@ async def _answer(question: Question, bot: BotServices, client: AsyncWebClient, 
     if len(question.text) > limit:
         await post(client, question, [{"text": too_long(len(question.text), limit)}])
         return
+    allowance = await bot.runtime.rate_limiter.check_slack_user(question.user)
+    if not allowance.allowed:
+        await post(client, question, [{"text": allowance.message}])
+        return
     context = RequestContext(source="slack", user_id=question.user)
     progress = await _show_progress(question, bot, client, set_status)
     try:

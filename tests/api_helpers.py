@@ -8,7 +8,6 @@ from dataclasses import dataclass
 
 from aiohttp.test_utils import TestClient, TestServer
 
-from bot.api import attach_api
 from bot.runtime import Runtime
 from bot.server import build_web_app
 from bot.settings import Settings
@@ -44,8 +43,7 @@ async def running_api(models: dict[str, ScriptedAdapter] | None = None, **settin
     models = models or scripted_models()
     runtime = await Runtime.create(make_settings(**settings), builders=builders(*models.values()),
                                    follow_switches=False)
-    app = build_web_app(runtime)
-    attach_api(app, runtime)
+    app = build_web_app(runtime)  # the REST routes included
     client = TestClient(TestServer(app, host="127.0.0.1"))
     await client.start_server()
     try:

@@ -21,7 +21,8 @@ async def test_chat_answers_with_the_pipeline_result_and_stores_the_request():
             "card_arrival", "custom", "custom_0.0.0", "cpu")
         assert body["confidence"] == 0.8 and body["latency_ms"] >= 0
         assert body["tokens"] == body["prompt_tokens"] + body["completion_tokens"] == 4 + 3
-        assert body["request_id"] == response.headers["X-Request-ID"] == "ref-123"
+        assert body["request_id"] == response.headers["X-Request-ID"]
+        assert body["request_id"].startswith("ref-123.")  # the caller's id leads; ours keeps rows unique
         assert api.models["custom"].prompts == ["Where is my card?"]
         await api.runtime.db.request_log.flush()
         [row] = await api.runtime.db.request_metrics()
@@ -202,3 +203,17 @@ async def test_readiness_reuses_a_recent_health_check_and_retries_a_failed_one_s
         assert (await api.client.get("/ready")).status == 503
         custom.default = Scripted("recovered")
         assert (await api.client.get("/ready")).status == 200  # the failure was not cached
+
+
+async def test_a_client_over_its_rate_limit_gets_a_429_with_retry_after_and_reaches_no_model():
+    async with running_api(rate_limit_api_per_min=2) as api:
+        for _ in range(2):
+            allowed = await api.client.post(CHAT, json={"message": "card?"}, headers={"X-Client-ID": "app-1"})
+            assert allowed.status == 200
+        refused = await api.client.post(CHAT, json={"message": "card?"}, headers={"X-Client-ID": "app-1"})
+        assert refused.status == 429
+        assert 1 <= int(refused.headers["Retry-After"]) <= 60
+        assert (await refused.json())["error"] == "rate_limited"
+        other = await api.client.post(CHAT, json={"message": "card?"}, headers={"X-Client-ID": "app-2"})
+        assert other.status == 200  # limits are per client
+        assert len(api.models["custom"].prompts) == 3

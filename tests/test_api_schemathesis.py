@@ -12,7 +12,6 @@ from contextlib import contextmanager
 import pytest
 from aiohttp import web
 
-from bot.api import attach_api
 from bot.runtime import Runtime
 from bot.server import build_web_app
 from tests.api_helpers import ADMIN_TOKEN, make_settings, scripted_models
@@ -32,7 +31,6 @@ def live_server(models, **settings):
         runtime = await Runtime.create(make_settings(**settings), builders=builders(*models.values()),
                                        follow_switches=False)
         app = build_web_app(runtime)
-        attach_api(app, runtime)
         runner = web.AppRunner(app)
         await runner.setup()
         await web.TCPSite(runner, "127.0.0.1", 0).start()

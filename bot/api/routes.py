@@ -12,7 +12,15 @@ from bot.api.auth import require_admin
 from bot.api.errors import ApiError, error_response, json_response
 from bot.api.openapi import openapi_spec
 from bot.api.readiness import ReadinessProbe
-from bot.api.validation import body_limit, check_version, parse_chat, read_json, request_id_from, version_pattern
+from bot.api.validation import (
+    body_limit,
+    check_version,
+    client_id,
+    parse_chat,
+    read_json,
+    request_id_from,
+    version_pattern,
+)
 from bot.prometheus import PrometheusMetrics
 from bot.runtime import Runtime
 from llm.errors import AllModelsFailedError, InvalidPromptError, UnknownModelError
@@ -48,9 +56,14 @@ class ApiRoutes:
         supplied = request_id_from(request)
         try:
             chat = parse_chat(await read_json(request, self.body_limit), self.max_prompt_chars)
-            if supplied or chat.user_id:
+            if supplied or chat.user_id:  # the caller's id leads the reference; ours keeps it unique
                 context = RequestContext(source="api", user_id=chat.user_id,
-                                         request_id=supplied or context.request_id)
+                                         request_id=f"{supplied}.{context.request_id}" if supplied
+                                         else context.request_id)
+            allowance = await self.runtime.rate_limiter.check_api_client(client_id(request))
+            if not allowance.allowed:
+                return error_response(429, "rate_limited", allowance.message, request_id=context.request_id,
+                                      headers={"Retry-After": str(allowance.retry_after_whole_s)})
             result = await self.pipeline.generate(chat.message, context)
         except ApiError as exc:
             return exc.response(supplied)

@@ -101,3 +101,14 @@ def _json_type(value: Any) -> str:
     names = {dict: "an object", list: "an array", str: "a string", bool: "a boolean", type(None): "null",
              int: "a number", float: "a number"}
     return names.get(type(value), type(value).__name__)
+
+
+CLIENT_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+
+
+def client_id(request: web.Request) -> str:
+    """Who a rate limit counts against: the caller's X-Client-ID when sane, else its address."""
+    value = request.headers.get("X-Client-ID")
+    if value is not None and CLIENT_ID.fullmatch(value):
+        return f"id:{value}"
+    return f"ip:{request.remote or 'unknown'}"
