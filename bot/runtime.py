@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from functools import cache
 
 from bot.rate_limit import RateLimiter
 from bot.settings import Settings
@@ -12,6 +13,12 @@ from llm.benchmark import BenchmarkRunner
 from llm.factory import AdapterBuilder, ModelFactory
 from llm.pipeline import BankingLLMPipeline, PipelineOptions
 from storage.database import Database
+
+
+@cache
+def _test_split() -> tuple[banking77.Example, ...]:
+    """Banking77's test split, read once per process for every benchmark run."""
+    return tuple(banking77.load_split("test"))
 
 
 @dataclass
@@ -36,8 +43,7 @@ class Runtime:
         await db.upgrade()
         factory = ModelFactory(settings, builders)
         models = list(dict.fromkeys([factory.resolve(settings.llm_model_version), *settings.fallback_names]))
-        benchmark = BenchmarkRunner(factory, lambda: banking77.load_split("test"), db, settings.benchmark_log,
-                                    models)
+        benchmark = BenchmarkRunner(factory, _test_split, db, settings.benchmark_log, models)
         options = PipelineOptions.from_settings(settings, store_messages=settings.store_messages,
                                                 user_hash_salt=settings.user_hash_salt)
         pipeline = BankingLLMPipeline(factory, db, options, default_model=active_model or settings.llm_model_version,

@@ -132,7 +132,8 @@ class BankingLLMPipeline:
             adapter = await self.factory.get(name)
             timeout = self._timeout(name, adapter)
             try:
-                result = await asyncio.wait_for(adapter.generate(prompt), timeout)
+                async with asyncio.timeout(timeout):  # no extra task per call, unlike wait_for on 3.11
+                    result = await adapter.generate(prompt)
             except TimeoutError:
                 raise LLMError(f"timed out after {timeout:g}s") from None
         except Exception:
