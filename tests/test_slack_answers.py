@@ -98,3 +98,14 @@ def test_split_text_prefers_paragraphs_then_sentences_then_words():
 
 def test_strip_mention_removes_only_the_bots_mention():
     assert strip_mention(f"<@{BOT_USER_ID}> ask <@U0002|ann> about   it", BOT_USER_ID) == "ask <@U0002|ann> about it"
+
+
+async def test_a_user_over_the_rate_limit_gets_a_friendly_wait_message_and_reaches_no_model():
+    async with slack_harness(rate_limit_user_per_min=2) as h:
+        for i in range(3):
+            await h.post_event(message(f"Where is my card? ({i})", ts=f"1700000000.00000{i}"))
+            await h.fake.wait_for(lambda f, n=i + 1: len(f.posts()) >= n and f.posts())
+        posts = h.fake.posts()
+        assert [p["text"] for p in posts[:2]] == ["Your card is on its way."] * 2
+        assert "faster than I can answer" in posts[2]["text"] and "please wait" in posts[2]["text"]
+        assert len(h.custom.prompts) == 2
