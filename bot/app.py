@@ -7,6 +7,7 @@ import logging
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.inflight import SlackWork, TrackingRegistrar
 from bot.listeners import (
     bench_command,
     direct_messages,
@@ -31,8 +32,12 @@ def build_web_client(settings: Settings) -> AsyncWebClient:
     return AsyncWebClient(token=settings.slack_bot_token, **kwargs)
 
 
-def build_slack_app(runtime: Runtime, *, socket_mode: bool | None = None) -> AsyncApp:
-    """An AsyncApp answering through `runtime.pipeline`. Events are acknowledged before any model runs."""
+def build_slack_app(runtime: Runtime, *, socket_mode: bool | None = None,
+                    work: SlackWork | None = None) -> AsyncApp:
+    """An AsyncApp answering through `runtime.pipeline`. Events are acknowledged before any model runs.
+
+    Every listener runs tracked by `work` (a new SlackWork when not given), so a shutdown can wait for them.
+    """
     settings = runtime.settings
     if not settings.slack_bot_token:
         raise ValueError("SLACK_BOT_TOKEN is not set")
@@ -46,7 +51,7 @@ def build_slack_app(runtime: Runtime, *, socket_mode: bool | None = None) -> Asy
         process_before_response=False,  # ack first; listeners run afterwards
         logger=logging.getLogger("bot.slack"),
     )
-    services = BotServices.create(runtime)
+    services = BotServices.create(runtime, work or SlackWork())
 
     @app.middleware
     async def inject_services(context, next):
@@ -54,5 +59,5 @@ def build_slack_app(runtime: Runtime, *, socket_mode: bool | None = None) -> Asy
         await next()
 
     for listener in LISTENERS:
-        listener.register(app)
+        listener.register(TrackingRegistrar(app, services.work))
     return app

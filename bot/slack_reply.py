@@ -38,7 +38,7 @@ class Question:
 async def answer(question: Question, bot: BotServices, client: AsyncWebClient, *, say_stream: Any = None,
                  set_status: Any = None) -> None:
     """Answer once, whatever the number of deliveries; never raises."""
-    if question.event_id and not await bot.runtime.db.claim_event(question.event_id):
+    if question.event_id and not await _claim(question.event_id, bot):
         log.info("event %s was already handled (a retry or a duplicate delivery); not answering again",
                  question.event_id)
         return
@@ -46,6 +46,19 @@ async def answer(question: Question, bot: BotServices, client: AsyncWebClient, *
         await _answer(question, bot, client, say_stream, set_status)
     except Exception:  # noqa: BLE001 - a listener failure must not escape into bolt's logs as a stack trace only
         log.exception("could not answer event %s in %s", question.event_id, question.channel)
+
+
+async def _claim(event_id: str, bot: BotServices) -> bool:
+    """The de-duplication claim across replicas. It fails open: while the database is unreachable the event is
+    answered unclaimed (counted), so an outage loses no answer; only a retry of the same event that arrives
+    during the outage can then be answered twice."""
+    try:
+        return await bot.runtime.db.claim_event(event_id)
+    except Exception as exc:  # noqa: BLE001 - an unreachable database must not cost the user the answer
+        bot.work.unclaimed_answers += 1
+        log.warning("could not claim event %s (%s: %s); answering it unclaimed", event_id, type(exc).__name__,
+                    (str(exc).splitlines() or [""])[0][:200])
+        return True
 
 
 async def _answer(question: Question, bot: BotServices, client: AsyncWebClient, say_stream, set_status) -> None:
