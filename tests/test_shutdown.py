@@ -1,0 +1,100 @@
+"""SIGTERM during traffic: a real server process (bot.server.serve on scripted models taking 1.5 s) stops
+accepting connections, finishes the API requests and the Slack answers that run after their ack, writes every
+request row, and exits 0."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import aiohttp
+import pytest
+from sqlalchemy import func, select
+
+from storage.database import Database
+from storage.models import RequestRecord
+from tests.fake_slack import BOT_USER_ID, FakeSlack
+from tests.serve_helpers import start_server
+from tests.slack_helpers import event_body, mention, signed_headers
+
+SECRET = "shutdown-signing-secret"
+SLACK_EVENTS, API_REQUESTS = 12, 8
+
+
+@pytest.fixture
+async def empty_postgres(postgres_url):
+    db = Database(postgres_url)
+    await db.upgrade()
+    await db.truncate_all()
+    try:
+        yield db
+    finally:
+        await db.aclose()
+
+
+async def rows_by_source(db: Database) -> dict[str, int]:
+    query = select(RequestRecord.source, func.count()).group_by(RequestRecord.source)
+    async with db.engine.connect() as conn:
+        return dict((await conn.execute(query)).all())
+
+
+async def refused(url: str) -> bool:
+    """True when a new connection to `url` is refused (the listening socket is closed)."""
+    try:
+        async with aiohttp.ClientSession() as fresh, fresh.get(url + "/health") as response:
+            await response.read()
+            return False
+    except aiohttp.ClientConnectorError:
+        return True
+
+
+async def test_sigterm_finishes_requests_and_slack_answers_in_flight_then_exits_0(tmp_path, postgres_url,
+                                                                                  empty_postgres):
+    fake = await FakeSlack().start()
+    server = await start_server(tmp_path, "server", env={
+        "DATABASE_URL": postgres_url, "SLACK_BOT_TOKEN": "xoxb-test", "SLACK_SIGNING_SECRET": SECRET,
+        "SLACK_API_URL": fake.api_url, "SCRIPTED_DELAY_S": "1.5", "RATE_LIMIT_USER_PER_MIN": "0",
+        "RATE_LIMIT_API_PER_MIN": "0", "LOG_LEVEL": "INFO"})
+    try:
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
+            await server.wait_healthy(http)
+            events = [mention(f"<@{BOT_USER_ID}> where is my card {i}?", channel="C0SHUT") for i in range(SLACK_EVENTS)]
+
+            async def deliver(event: dict) -> int:
+                body = event_body(event)
+                async with http.post(server.url + "/slack/events", data=body.encode(),
+                                     headers=signed_headers(body, secret=SECRET)) as response:
+                    return response.status
+
+            async def ask(i: int) -> tuple[int, dict]:
+                async with http.post(server.url + "/api/v1/chat", json={"message": f"card {i} declined"}) as r:
+                    return r.status, json.loads(await r.text())
+
+            api = [asyncio.create_task(ask(i)) for i in range(API_REQUESTS)]
+            acks = await asyncio.gather(*(deliver(e) for e in events))
+            assert acks == [200] * SLACK_EVENTS
+            # Every answer has begun (its progress reaction is up) and none has been posted: all are in flight.
+            await fake.wait_for(lambda f: len(f.calls_to("reactions.add")) >= SLACK_EVENTS)
+            assert not fake.posts() and not any(task.done() for task in api)
+
+            server.process.terminate()
+            for _ in range(250):  # the listening socket closes at once; the answers take 1.5 s more
+                if await refused(server.url):
+                    break
+                await asyncio.sleep(0.02)
+            assert server.process.returncode is None, "exited before new connections were seen refused"
+            assert await refused(server.url)
+
+            responses = await asyncio.gather(*api)
+            code = await server.stop(within_s=10)  # bounds the wait; it is not a speed assertion
+    finally:
+        await fake.stop()
+    log = server.log()
+    assert code == 0, log[-3000:]
+    assert [status for status, _ in responses] == [200] * API_REQUESTS
+    assert all(body["text"].startswith("custom answers: card") for _, body in responses)
+    threads = {event["ts"] for event in events}
+    assert sorted(post["thread_ts"] for post in fake.posts()) == sorted(threads)  # one answer per event
+    assert all(post["text"].startswith("custom answers: where is my card") for post in fake.posts())
+    assert await rows_by_source(empty_postgres) == {"slack": SLACK_EVENTS, "api": API_REQUESTS}
+    assert "cancelled" not in log and "Traceback" not in log, log[-3000:]
