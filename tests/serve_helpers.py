@@ -82,8 +82,11 @@ async def start_server(workdir: Path, name: str, *, env: dict[str, str], port: i
     full_env = clean | {"PORT": str(port), "PYTHONPATH": str(REPO), "MODEL_DIR": str(workdir / "models"),
                         "BENCHMARK_LOG": str(workdir / f"{name}-benchmark.jsonl")} | env
     log_path = workdir / f"{name}.log"
-    with open(log_path, "ab") as log_file:
+    log_file = log_path.open("ab")  # noqa: ASYNC230 - opening a local log file does not block for long
+    try:
         process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "tests.serve_scripted", cwd=workdir, env=full_env, stdout=log_file,
             stderr=log_file)
+    finally:
+        log_file.close()  # the child has its own descriptor
     return ServerProcess(process, port, log_path)
