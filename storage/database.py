@@ -5,17 +5,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import delete, event, insert, select, text
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import selectinload
 from sqlalchemy.pool import StaticPool
 
 from storage import leases, rate_limits
+from storage.dialects import dialect_insert
 from storage.migrate import upgrade_on
 from storage.models import Base, BenchmarkResult, BenchmarkRun, ModelSwitch, ProcessedEvent, Setting, utcnow
 from storage.rate_limits import RateDecision
@@ -27,7 +27,8 @@ log = logging.getLogger(__name__)
 PING_TIMEOUT_S = 5.0
 SQLITE_BUSY_TIMEOUT_S = 30.0  # how long a writer waits for another connection's lock
 PG_CONNECT_TIMEOUT_S = 10.0
-RATE_LIMIT_PRUNE_EVERY_S = 60.0  # how often one process deletes finished rate-limit windows
+PRUNE_EVERY_S = 60.0  # how often one process deletes finished rate-limit windows and old event ids
+EVENT_RETENTION = timedelta(hours=1)  # processed Slack event ids kept this long (Slack retries for minutes)
 
 
 def make_engine(url: str) -> AsyncEngine:
@@ -61,7 +62,8 @@ class Database:
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         self.request_log = RequestLog(self.engine, buffer_limit=buffer_limit,
                                       flush_interval_s=flush_interval_s, batch_size=batch_size)
-        self._rate_limits_pruned_at = time.monotonic()
+        self._pruned_at = time.monotonic()
+        self._housekeeping: asyncio.Task | None = None
 
     @property
     def dialect(self) -> str:
@@ -102,6 +104,8 @@ class Database:
 
     async def aclose(self) -> None:
         """Flush the request log (best effort) and release every connection."""
+        if self._housekeeping and not self._housekeeping.done():
+            self._housekeeping.cancel()
         try:
             await self.request_log.aclose()
         finally:
@@ -170,7 +174,9 @@ class Database:
                      .on_conflict_do_nothing(index_elements=[ProcessedEvent.event_id])
                      .returning(ProcessedEvent.event_id))
         async with self.engine.begin() as conn:
-            return (await conn.execute(statement)).first() is not None
+            claimed = (await conn.execute(statement)).first() is not None
+        self._schedule_housekeeping()
+        return claimed
 
     # -- leases (locks shared by every replica) -------------------------------------------------------
 
@@ -190,13 +196,29 @@ class Database:
         """Count one hit of ``key`` in the current ``window_s`` window; refused past ``limit`` hits."""
         async with self.engine.begin() as conn:
             decision = await rate_limits.hit(conn, self._insert, key, window_s, limit, time.time())
-        if time.monotonic() - self._rate_limits_pruned_at >= RATE_LIMIT_PRUNE_EVERY_S:
-            self._rate_limits_pruned_at = time.monotonic()
-            try:
-                await self.prune_rate_limits()
-            except Exception as exc:  # noqa: BLE001 - pruning is housekeeping; the next one catches up
-                log.debug("could not prune rate-limit counters: %s", exc)
+        self._schedule_housekeeping()
         return decision
+
+    def _schedule_housekeeping(self) -> None:
+        """Now and then, in the background (never inside a caller's timeout): drop finished rate-limit windows
+        and event ids older than EVENT_RETENTION (Slack stops retrying an event within minutes)."""
+        if time.monotonic() - self._pruned_at < PRUNE_EVERY_S or (self._housekeeping and not self._housekeeping.done()):
+            return
+        self._pruned_at = time.monotonic()
+        self._housekeeping = asyncio.get_running_loop().create_task(self._prune(), name="storage-housekeeping")
+
+    async def _prune(self) -> None:
+        try:
+            await self.prune_rate_limits()
+            await self.prune_events(utcnow() - EVENT_RETENTION)
+        except Exception as exc:  # noqa: BLE001 - housekeeping; the next round catches up
+            log.debug("housekeeping failed: %s", exc)
+
+    async def prune_events(self, older_than: datetime) -> int:
+        """Forget processed Slack event ids received before ``older_than``; returns how many."""
+        async with self.engine.begin() as conn:
+            result = await conn.execute(delete(ProcessedEvent).where(ProcessedEvent.created_at < older_than))
+        return result.rowcount
 
     async def prune_rate_limits(self) -> int:
         """Delete the counters of finished windows; returns how many."""
@@ -205,4 +227,4 @@ class Database:
 
     def _insert(self, model: type[Base]):
         """The dialect's INSERT, which has ``on_conflict_do_*`` on both PostgreSQL and SQLite."""
-        return (postgresql.insert if self.dialect == "postgresql" else sqlite.insert)(model)
+        return dialect_insert(self.dialect, model)

@@ -16,10 +16,10 @@ from collections import deque
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from storage.dialects import dialect_insert
 from storage.models import RequestRecord, utcnow
 
 log = logging.getLogger(__name__)
@@ -39,11 +39,7 @@ WARN_EVERY_S = 10.0  # at most one "dropped rows" warning per this many seconds
 
 def _insert_once(dialect: str):
     """INSERT that skips rows whose request_id is already stored (a retried batch that had been committed)."""
-    if dialect == "postgresql":
-        return postgresql.insert(_TABLE).on_conflict_do_nothing(index_elements=["request_id"])
-    if dialect == "sqlite":
-        return sqlite.insert(_TABLE).on_conflict_do_nothing(index_elements=["request_id"])
-    return insert(_TABLE)
+    return dialect_insert(dialect, _TABLE).on_conflict_do_nothing(index_elements=["request_id"])
 
 
 def _problem(row: dict[str, Any]) -> str | None:
@@ -105,6 +101,9 @@ class RequestLog:
             row["created_at"] = row["created_at"] or utcnow()
             row["prompt_tokens"] = row["prompt_tokens"] or 0
             row["completion_tokens"] = row["completion_tokens"] or 0
+            for key, value in row.items():
+                if isinstance(value, str) and "\x00" in value:
+                    row[key] = value.replace("\x00", "")  # PostgreSQL text cannot hold NUL
             self._buffer.append(row)
             self._trim()
             self._ensure_task()
@@ -205,6 +204,9 @@ class RequestLog:
             try:
                 async with self.engine.begin() as conn:
                     await conn.execute(_insert_once(conn.dialect.name), batch)
+            except (DataError, IntegrityError):  # a row the database refuses must not block the rest forever
+                self._in_flight = 0
+                return await self._write_rows_one_by_one(batch)
             except BaseException as exc:  # database down, table missing, cancelled...: keep the rows
                 self._in_flight = 0
                 self._buffer.extendleft(reversed(batch))
@@ -217,3 +219,26 @@ class RequestLog:
             self.written += len(batch)
             self.last_error = None
             return len(batch)
+
+    async def _write_rows_one_by_one(self, batch: list[dict[str, Any]]) -> int:
+        """After a data error: write each row alone, reject (and count) only the rows the database refuses."""
+        written = 0
+        for index, row in enumerate(batch):
+            try:
+                async with self.engine.begin() as conn:
+                    await conn.execute(_insert_once(conn.dialect.name), [row])
+            except (DataError, IntegrityError) as exc:
+                self.rejected += 1
+                log.warning("request log: row %s rejected by the database: %s", row.get("request_id"),
+                            (str(exc).splitlines() or [""])[0][:200])
+            except Exception as exc:  # noqa: BLE001 - the database went away: keep this row and the rest
+                self._buffer.extendleft(reversed(batch[index:]))
+                self._trim()
+                self.last_error = f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:200]}"
+                break
+            else:
+                written += 1
+        self.written += written
+        if written:
+            self.last_error = None
+        return written

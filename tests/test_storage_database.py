@@ -108,3 +108,12 @@ async def test_truncate_all_empties_tables_but_keeps_migrations(database):
     assert await database.get_setting("k") is None
     assert await database.claim_event("e") is True
     await database.upgrade()  # still at head: nothing to re-create
+
+
+async def test_old_event_ids_are_pruned(database):
+    from datetime import UTC, datetime, timedelta
+
+    assert await database.claim_event("Ev-old")
+    assert await database.prune_events(datetime.now(UTC) - timedelta(hours=1)) == 0
+    assert await database.prune_events(datetime.now(UTC) + timedelta(seconds=1)) == 1
+    assert await database.claim_event("Ev-old")  # forgotten, so claimable again

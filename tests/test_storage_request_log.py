@@ -232,3 +232,15 @@ async def test_a_batch_written_twice_is_stored_once(database):
         log.add(row(i))
     await log.flush()
     assert await request_ids(database) == [f"req-{i}" for i in range(5)]
+
+
+async def test_a_message_with_nul_bytes_is_stored_without_them_and_blocks_nothing(database):
+    """PostgreSQL text cannot hold NUL: such a row must neither fail its batch nor be lost."""
+    log = database.request_log
+    log.add(row(0, message="card\x00 4111"))
+    log.add(row(1))
+    await log.flush()
+    assert log.pending == 0 and log.rejected == 0
+    async with database.engine.connect() as conn:
+        stored = (await conn.scalars(select(RequestRecord.message).order_by(RequestRecord.id))).all()
+    assert list(stored) == ["card 4111", None]
