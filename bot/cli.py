@@ -119,7 +119,7 @@ def cmd_ask(args, settings: Settings) -> int:
     from llm.pipeline import RequestContext
 
     async def run():
-        runtime = await Runtime.create(settings, active_model=args.model)
+        runtime = await Runtime.create(settings, active_model=args.model, serving=False)
         try:
             return await runtime.pipeline.generate(args.text, RequestContext(source="cli", user_id=getpass.getuser()))
         finally:
@@ -179,7 +179,7 @@ def cmd_bench(args, settings: Settings) -> int:
     from llm.errors import BenchmarkBusyError
 
     async def run():
-        runtime = await Runtime.create(settings, follow_switches=False)
+        runtime = await Runtime.create(settings, serving=False)
         models = [runtime.factory.resolve(m) for m in args.models.split(",")] if args.models else None
         bars: dict[str, tqdm] = {}
 
@@ -218,7 +218,7 @@ def cmd_switch(args, settings: Settings) -> int:
     from bot.runtime import Runtime
 
     async def run():
-        runtime = await Runtime.create(settings, follow_switches=False)
+        runtime = await Runtime.create(settings, serving=False)
         try:
             return await runtime.pipeline.switch_model(args.model, by=f"cli:{getpass.getuser()}")
         finally:

@@ -32,10 +32,12 @@ class Runtime:
 
     @classmethod
     async def create(cls, settings: Settings, *, builders: dict[str, AdapterBuilder | str] | None = None,
-                     active_model: str | None = None, follow_switches: bool = True) -> Runtime:
+                     active_model: str | None = None, serving: bool = True) -> Runtime:
         """Migrate the database and build the pipeline.
 
-        `active_model` pins the model for this process (as `bankbot ask --model`), ignoring the database.
+        `serving`: a server applies a changed LLM_MODEL_VERSION and follows switches made by other replicas;
+        one-off commands only read the active model. `active_model` pins the model for this process
+        (as `bankbot ask --model`), ignoring the database.
         """
         if settings.banking77_dir:  # also when it is set only in .env: llm.banking77 reads the environment
             os.environ.setdefault("BANKING77_DIR", str(settings.banking77_dir))
@@ -49,9 +51,9 @@ class Runtime:
         pipeline = BankingLLMPipeline(factory, db, options, default_model=active_model or settings.llm_model_version,
                                       benchmark=benchmark)
         if active_model is None:
-            if not follow_switches:
+            if not serving:
                 pipeline.switcher.poll_s = 0
-            await pipeline.start()
+            await pipeline.start(apply_configured=serving)
         limiter = RateLimiter(db, settings.rate_limit_user_per_min, settings.rate_limit_api_per_min)
         return cls(settings, db, factory, pipeline, benchmark, limiter)
 

@@ -77,9 +77,9 @@ class BankingLLMPipeline:
     def active_model(self) -> str:
         return self.switcher.active
 
-    async def start(self) -> None:
+    async def start(self, *, apply_configured: bool = True) -> None:
         """Read the active model from the database and follow switches made by other replicas."""
-        await self.switcher.start()
+        await self.switcher.start(apply_configured=apply_configured)
 
     def breaker(self, name: str) -> CircuitBreaker:
         if name not in self.breakers:

@@ -37,15 +37,22 @@ class ModelSwitcher:
         self.poll_s = poll_s
         self._poller: asyncio.Task | None = None
 
-    async def start(self) -> None:
-        """LLM_MODEL_VERSION wins when it changed since the last start (`cp .env.qlora .env`);
-        otherwise the database's active model does, so a runtime switch survives restarts."""
+    async def start(self, *, apply_configured: bool = True) -> None:
+        """Follow the database's active model.
+
+        A server (`apply_configured`) first applies LLM_MODEL_VERSION when it changed since the last start
+        (`cp .env.qlora .env`), audited as a switch by "startup"; otherwise the database's active model wins, so a
+        runtime switch survives restarts. One-off commands (`bankbot ask`, `bench`) never change it.
+        """
         seen = await self.store.get_setting(CONFIGURED_MODEL_KEY)
         stored = await self.store.get_setting(ACTIVE_MODEL_KEY)
-        if seen != self.configured or stored is None:
+        if apply_configured and (seen != self.configured or stored is None):
             await self.store.put_setting(CONFIGURED_MODEL_KEY, self.configured)
             await self.store.put_setting(ACTIVE_MODEL_KEY, self.active)
-        else:
+            if stored is not None and stored != self.active:
+                await self.store.record_switch(from_model=stored, to_model=self.active, by="startup", ok=True,
+                                               reason=f"LLM_MODEL_VERSION is now {self.configured}")
+        elif stored is not None:
             self._adopt(stored)
         if self._poller is None and self.poll_s > 0:
             self._poller = asyncio.create_task(self._follow(), name="active-model-poller")

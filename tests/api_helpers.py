@@ -42,7 +42,7 @@ def make_settings(**overrides) -> Settings:
 async def running_api(models: dict[str, ScriptedAdapter] | None = None, **settings) -> AsyncIterator[Api]:
     models = models or scripted_models()
     runtime = await Runtime.create(make_settings(**settings), builders=builders(*models.values()),
-                                   follow_switches=False)
+                                   serving=False)
     app = build_web_app(runtime)  # the REST routes included
     client = TestClient(TestServer(app, host="127.0.0.1"))
     await client.start_server()

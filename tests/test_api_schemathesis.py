@@ -29,7 +29,7 @@ def live_server(models, **settings):
 
     async def start():
         runtime = await Runtime.create(make_settings(**settings), builders=builders(*models.values()),
-                                       follow_switches=False)
+                                       serving=False)
         app = build_web_app(runtime)
         runner = web.AppRunner(app)
         await runner.setup()

@@ -169,3 +169,22 @@ async def test_changed_llm_model_version_wins_over_the_stored_switch(db):
     await changed.start()
     assert changed.active_model == "c"
     await changed.aclose()
+
+
+async def test_one_off_commands_never_change_the_active_model_and_a_server_audits_a_config_change(db):
+    def models():
+        return [ScriptedAdapter(n, default=Scripted()) for n in ("a", "b")]
+
+    server = make_pipeline(db, *models())  # a server started with LLM_MODEL_VERSION=a
+    await server.start()
+    await server.aclose()
+    b_first = list(reversed(models()))
+    cli = make_pipeline(db, *b_first)  # `bankbot bench` in a shell whose LLM_MODEL_VERSION=b
+    await cli.start(apply_configured=False)
+    assert cli.active_model == "a"  # it reads the active model, and changes nothing
+    restarted = make_pipeline(db, *reversed(models()))  # the server restarted with LLM_MODEL_VERSION=b
+    await restarted.start()
+    assert restarted.active_model == "b"
+    await restarted.aclose()
+    [switch] = await db.list_switches(5)
+    assert (switch["from_model"], switch["to_model"], switch["by"], switch["ok"]) == ("a", "b", "startup", True)
