@@ -6,7 +6,8 @@ Each match becomes a typed placeholder, so a model still understands the questio
 What is removed, in this order (an earlier kind wins where two overlap):
     [EMAIL]      name@example.com
     [IBAN]       two letters, two check digits, 11-30 letters/digits (spaces allowed); mod-97 checked
-    [CARD]       13-19 digits, spaces or hyphens allowed; Luhn checked
+    [SECRET]     3-8 digits after "pin", "cvv", "cvc", "security code", "passcode", "otp"...
+    [CARD]       13-19 digits after "card" (number), even when a typo breaks Luhn; elsewhere Luhn checked
     [SORT_CODE]  12-34-56 / 12 34 56, or 6 digits after "sort code"
     [ACCOUNT]    6-18 digits after "account"/"acct"/"a/c" (number), or a bare run of exactly 8 digits
     [PHONE]      10-15 digits, optionally starting with + or 00, spaces/dots/hyphens/brackets allowed
@@ -23,6 +24,11 @@ EMAIL = re.compile(r"(?<![\w.+-])[\w.+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
 # Country code and check digits are written together ("GB82"); groups after them may be spaced.
 IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?:[ ]?[A-Z0-9]){11,30}\b", re.IGNORECASE)
 CARD = re.compile(r"(?<![\d-])\d(?:[ -]?\d){12,18}(?![\d-])")
+CARD_AFTER_WORDS = re.compile(r"\b(card(?:\s+(?:number|num|no\.?))?\s*(?:is|:|#)?\s*)(\d(?:[ -]?\d){12,18})(?![\d-])",
+                              re.I)
+SECRET_AFTER_WORDS = re.compile(
+    r"\b((?:pin|cvv2?|cvc2?|security\s+code|passcode|password|otp|one[- ]time\s+(?:code|password))"
+    r"(?:\s+(?:number|code))?\s*(?:is|:|=|-)?\s*)(\d{3,8})(?!\d)", re.I)
 # Keyword forms keep the words and replace only the digits: "sort code: [SORT_CODE]".
 SORT_CODE_AFTER_WORDS = re.compile(r"\b(sort[ -]?code\s*(?:is|:|-)?\s*)(\d{2}([- ]?)\d{2}\3\d{2})(?!\d)", re.I)
 SORT_CODE = re.compile(r"(?<![\w-])\d{2}([- ])\d{2}\1\d{2}(?![\w-])")  # 12-34-56, 12 34 56
@@ -85,7 +91,7 @@ def _replace(pattern: re.Pattern[str], label: str, text: str, counts: Counter[st
     return pattern.sub(sub, text)
 
 
-_KEEP_WORDS = (SORT_CODE_AFTER_WORDS, ACCOUNT_AFTER_WORDS)
+_KEEP_WORDS = (SORT_CODE_AFTER_WORDS, ACCOUNT_AFTER_WORDS, CARD_AFTER_WORDS, SECRET_AFTER_WORDS)
 
 
 def _is_card(m: re.Match[str]) -> bool:
@@ -102,6 +108,8 @@ def redact_with_counts(text: str) -> tuple[str, dict[str, int]]:
     counts: Counter[str] = Counter()
     text = _replace(EMAIL, "EMAIL", text, counts)
     text = _redact_ibans(text, counts)
+    text = _replace(SECRET_AFTER_WORDS, "SECRET", text, counts)
+    text = _replace(CARD_AFTER_WORDS, "CARD", text, counts)
     text = _replace(CARD, "CARD", text, counts, _is_card)
     text = _replace(SORT_CODE_AFTER_WORDS, "SORT_CODE", text, counts)
     text = _replace(SORT_CODE, "SORT_CODE", text, counts)
@@ -112,5 +120,5 @@ def redact_with_counts(text: str) -> tuple[str, dict[str, int]]:
 
 
 def redact(text: str) -> str:
-    """`text` with card numbers, IBANs, account numbers, sort codes, e-mails and phone numbers replaced."""
+    """`text` with card numbers, IBANs, account numbers, sort codes, PINs/CVVs, e-mails and phones replaced."""
     return redact_with_counts(text)[0]

@@ -66,3 +66,14 @@ def test_luhn_and_iban_checks():
     assert iban_valid("GB82WEST12345698765432") and iban_valid("NL91ABNA0417164300")
     assert not iban_valid("GB82WEST12345698765431")
     assert not iban_valid("GB82")
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("my pin is 4321 and it is blocked", "my pin is [SECRET] and it is blocked"),
+    ("CVV: 123", "CVV: [SECRET]"),
+    ("the security code 987 on the back", "the security code [SECRET] on the back"),
+    ("card number 4111111111111112 was declined", "card number [CARD] was declined"),  # fails Luhn: a typo
+    ("my PIN got blocked after 3 tries", "my PIN got blocked after 3 tries"),
+])
+def test_secrets_and_mistyped_card_numbers_after_their_keywords(text, expected):
+    assert redact(text) == expected
