@@ -21,6 +21,7 @@ class CircuitBreaker:
         self._clock = clock
         self.consecutive_failures = 0
         self._opened_at: float | None = None
+        self._trial_started_at: float | None = None  # half-open: the one call let through, until it ends
 
     @property
     def state(self) -> BreakerState:
@@ -31,13 +32,24 @@ class CircuitBreaker:
         return BreakerState.OPEN
 
     def allows_call(self) -> bool:
-        return self.state is not BreakerState.OPEN
+        """Closed: yes. Open: no. Half-open: one trial call at a time (a trial that never reported back,
+        say a cancelled one, stops counting after another cool-down)."""
+        state = self.state
+        if state is BreakerState.HALF_OPEN:
+            now = self._clock()
+            if self._trial_started_at is not None and now - self._trial_started_at < self.cooldown_s:
+                return False
+            self._trial_started_at = now
+            return True
+        return state is BreakerState.CLOSED
 
     def record_success(self) -> None:
         self.consecutive_failures = 0
         self._opened_at = None
+        self._trial_started_at = None
 
     def record_failure(self) -> None:
+        self._trial_started_at = None
         self.consecutive_failures += 1
         if self.state is BreakerState.HALF_OPEN or self.consecutive_failures >= self.failure_threshold:
             self._opened_at = self._clock()  # (re)open: a failed trial starts a new cool-down

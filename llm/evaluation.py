@@ -79,7 +79,7 @@ async def evaluate(adapter: ModelAdapter, examples: Sequence[Example], *, concur
     async def ask(example: Example) -> None:
         async with gate:
             try:
-                result = await asyncio.wait_for(adapter.generate(example.text), timeout_s)
+                result = await asyncio.wait_for(adapter.generate(example.text, record=False), timeout_s)
             except Exception as exc:  # noqa: BLE001 - an error is a wrong answer, counted apart
                 report.errors += 1
                 report.first_error = report.first_error or f"{type(exc).__name__}: {exc}"

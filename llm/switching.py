@@ -102,9 +102,12 @@ class ModelSwitcher:
     async def health_of(self, name: str) -> HealthStatus:
         try:
             adapter = await self.factory.get(name)
+            async with asyncio.timeout(adapter.default_timeout_s + 1):  # a check that hangs is a failed check
+                return await adapter.health_check()
+        except TimeoutError:
+            return HealthStatus(False, "the health check timed out")
         except Exception as exc:  # noqa: BLE001 - a model that cannot load is unhealthy, with its reason
             return HealthStatus(False, str(exc) or type(exc).__name__)
-        return await adapter.health_check()
 
     async def health_of_all(self, names: list[str]) -> dict[str, HealthStatus]:
         ordered = list(dict.fromkeys([self.active, *names]))

@@ -72,7 +72,10 @@ class ModelAdapter(abc.ABC):
     async def _generate(self, prompt: str) -> GenerationResult:
         """Answer one prompt. Must not block the event loop."""
 
-    async def generate(self, prompt: str) -> GenerationResult:
+    async def generate(self, prompt: str, *, record: bool = True) -> GenerationResult:
+        """Answer one prompt. `record=False` keeps health probes and benchmarks out of the live metrics."""
+        if not record:
+            return await self._generate(prompt)
         started = time.perf_counter()
         try:
             result = await self._generate(prompt)
@@ -86,10 +89,13 @@ class ModelAdapter(abc.ABC):
         return result
 
     async def health_check(self) -> HealthStatus:
-        """Runs one real inference; subclasses may first check their prerequisites."""
+        """Runs one real inference, bounded by the model's timeout; subclasses may first check prerequisites."""
         started = time.perf_counter()
         try:
-            await self.generate(HEALTH_PROBE)
+            async with asyncio.timeout(self.default_timeout_s):
+                await self.generate(HEALTH_PROBE, record=False)
+        except TimeoutError:
+            return HealthStatus(False, f"the health check timed out after {self.default_timeout_s:g}s")
         except Exception as exc:  # noqa: BLE001 - any failure means unhealthy
             return HealthStatus(False, f"{type(exc).__name__}: {exc}")
         return HealthStatus(True, latency_ms=(time.perf_counter() - started) * 1000)
