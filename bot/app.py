@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from slack_bolt.async_app import AsyncApp
+from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.inflight import SlackWork, TrackingRegistrar
@@ -29,7 +30,9 @@ LISTENERS = (mentions, direct_messages, thread_followups, other_messages, switch
 def build_web_client(settings: Settings) -> AsyncWebClient:
     """The Web API client; SLACK_API_URL points it at a proxy or a fake server."""
     kwargs = {"base_url": settings.slack_api_url.rstrip("/") + "/"} if settings.slack_api_url else {}
-    return AsyncWebClient(token=settings.slack_bot_token, **kwargs)
+    client = AsyncWebClient(token=settings.slack_bot_token, **kwargs)
+    client.retry_handlers.append(AsyncRateLimitErrorRetryHandler(max_retry_count=2))  # honour Retry-After on 429
+    return client
 
 
 def build_slack_app(runtime: Runtime, *, socket_mode: bool | None = None,

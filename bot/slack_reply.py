@@ -111,11 +111,16 @@ async def _show_progress(question: Question, bot: BotServices, client: AsyncWebC
             log.info("assistant.threads.setStatus refused (%s); using a reaction instead", error)
             if error in UNSUPPORTED:
                 bot.features.set_status = False
+        except Exception as exc:  # noqa: BLE001 - progress is cosmetic: a network error must not cost the answer
+            log.info("assistant.threads.setStatus failed (%s); using a reaction instead", exc)
     try:
         await client.reactions_add(channel=question.channel, timestamp=question.ts, name=PROGRESS_REACTION)
         return True
     except SlackApiError as exc:
         log.info("could not add the progress reaction: %s", exc.response.get("error"))
+        return False
+    except Exception as exc:  # noqa: BLE001 - progress is cosmetic: a network error must not cost the answer
+        log.info("could not add the progress reaction: %s", exc)
         return False
 
 
@@ -124,6 +129,8 @@ async def _remove_reaction(client: AsyncWebClient, question: Question) -> None:
         await client.reactions_remove(channel=question.channel, timestamp=question.ts, name=PROGRESS_REACTION)
     except SlackApiError as exc:
         log.info("could not remove the progress reaction: %s", exc.response.get("error"))
+    except Exception as exc:  # noqa: BLE001 - cosmetic, as above
+        log.info("could not remove the progress reaction: %s", exc)
 
 
 async def _stream(question: Question, bot: BotServices, say_stream, text: str, footer: dict | None) -> bool:

@@ -32,6 +32,7 @@ class Call:
 class FakeSlack:
     users: dict[str, dict[str, Any]] = field(default_factory=dict)  # users.info answers, by user id
     errors: dict[str, str] = field(default_factory=dict)  # method -> Slack error code it answers with
+    rate_limited: dict[str, int] = field(default_factory=dict)  # method -> how many calls get HTTP 429 first
     calls: list[Call] = field(default_factory=list)
     messages: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # channel -> messages
     api_url: str = ""
@@ -116,6 +117,10 @@ class FakeSlack:
             else:
                 params.update(dict(await request.post()))
         token = request.headers.get("Authorization", "").removeprefix("Bearer ") or params.pop("token", None)
+        if self.rate_limited.get(method):
+            self.rate_limited[method] -= 1
+            await self._record(Call(method + ":429", params, token))
+            return web.json_response({"ok": False, "error": "ratelimited"}, status=429, headers={"Retry-After": "0"})
         if method in self.errors:
             await self._record(Call(method, params, token))
             return web.json_response({"ok": False, "error": self.errors[method]})

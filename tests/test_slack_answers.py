@@ -109,3 +109,12 @@ async def test_a_user_over_the_rate_limit_gets_a_friendly_wait_message_and_reach
         assert [p["text"] for p in posts[:2]] == ["Your card is on its way."] * 2
         assert "faster than I can answer" in posts[2]["text"] and "please wait" in posts[2]["text"]
         assert len(h.custom.prompts) == 2
+
+
+async def test_an_answer_rate_limited_by_slack_is_retried_not_lost():
+    async with slack_harness() as h:
+        h.fake.rate_limited["chat.postMessage"] = 1
+        await h.post_event(message("Where is my card?"))
+        [post] = await h.fake.wait_for(lambda f: f.posts())
+        assert post["text"] == "Your card is on its way."
+        assert len(h.fake.calls_to("chat.postMessage:429")) == 1

@@ -87,7 +87,7 @@ async def _seed_run(db: Database, trigger: str, accuracy: float) -> int:
 
 
 async def test_bench_summary_posts_the_table_and_recommendation_and_a_chart_when_charts_are_on():
-    async with slack_harness(charts=True) as h:
+    async with slack_harness(charts=True, slack_admin_user_ids="U0001") as h:
         run_id = await _seed_run(h.runtime.db, "cli", 0.915)
         await h.runtime.pipeline.generate("Where is my card?")
         await h.runtime.db.request_log.flush()
@@ -108,7 +108,7 @@ async def test_bench_summary_posts_the_table_and_recommendation_and_a_chart_when
 
 
 async def test_bench_summary_without_charts_uploads_nothing():
-    async with slack_harness() as h:
+    async with slack_harness(slack_admin_user_ids="U0001") as h:
         await _seed_run(h.runtime.db, "cli", 0.9)
         _, _, name = await h.command("/llm-bench", "summary")
         await h.responses(name)
@@ -116,7 +116,7 @@ async def test_bench_summary_without_charts_uploads_nothing():
 
 
 async def test_bench_run_acknowledges_at_once_then_posts_the_table(banking77_dir):
-    async with slack_harness() as h:
+    async with slack_harness(slack_admin_user_ids="U0001") as h:
         response, body, name = await h.command("/llm-bench", "run")
         assert response.status == 200 and "Benchmark started on 4 questions" in body
         [reply] = await h.responses(name)
@@ -127,7 +127,7 @@ async def test_bench_run_acknowledges_at_once_then_posts_the_table(banking77_dir
 
 
 async def test_bench_history_shows_the_trend_over_the_last_n_runs():
-    async with slack_harness() as h:
+    async with slack_harness(slack_admin_user_ids="U0001") as h:
         for accuracy in (0.80, 0.85, 0.90):
             await _seed_run(h.runtime.db, "periodic", accuracy)
         _, _, name = await h.command("/llm-bench", "history 2")
@@ -143,3 +143,11 @@ async def test_bench_with_a_bad_argument_gets_usage_help():
         for text in ("", "sumary", "history lots", "history 0", "run now"):
             response, body, _ = await h.command("/llm-bench", text)
             assert response.status == 200 and body.startswith("Usage:"), text
+
+
+async def test_bench_is_for_admins_only():
+    async with slack_harness(slack_admin_user_ids="U0ADMIN") as h:
+        for text in ("summary", "run", "history 3"):
+            response, body, _ = await h.command("/llm-bench", text, user="U0PLAIN")
+            assert response.status == 200 and "only bankbot's admins" in body, text
+        assert await h.runtime.db.latest_benchmark_runs(1) == []

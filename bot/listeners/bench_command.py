@@ -12,6 +12,7 @@ from slack_sdk.errors import SlackApiError
 from bot.slack_bench import history_text, summary_text
 from bot.slack_charts import latency_accuracy_png
 from bot.slack_context import BotServices, services
+from llm.errors import BenchmarkBusyError
 
 log = logging.getLogger(__name__)
 
@@ -22,6 +23,9 @@ USAGE = (f"Usage:\n• `{COMMAND} summary`: the latest benchmark run and live pe
          f"• `{COMMAND} run`: benchmark every model now\n"
          f"• `{COMMAND} history [N]`: the trend over the last N runs (default {HISTORY_DEFAULT}, "
          f"at most {HISTORY_MAX})")
+
+
+REFUSAL = "Sorry, only bankbot's admins can use /llm-bench. Ask one of them for the figures."
 
 
 def parse(text: str) -> tuple[str, int] | None:
@@ -44,6 +48,9 @@ async def on_bench(ack, command, context, client, respond) -> None:
         return
     form, n = parsed
     bot = services(context)
+    if not await bot.admins.is_admin(command["user_id"], client):
+        await ack(text=REFUSAL)
+        return
     if form == "run":
         if bot.runtime.benchmark.running:
             await ack(text="A benchmark is already running; its table will be posted when it is done.")
@@ -62,6 +69,10 @@ async def on_bench(ack, command, context, client, respond) -> None:
 async def run_now(bot: BotServices, command, client, respond) -> None:
     try:
         run = await bot.runtime.benchmark.run(sample=bot.settings.benchmark_sample, trigger="slack")
+    except BenchmarkBusyError:
+        await respond(response_type="ephemeral", text="Another replica is running a benchmark right now; "
+                                                       f"see `{COMMAND} summary` when it is done.")
+        return
     except Exception:  # noqa: BLE001 - the user hears about it; the log has the stack trace
         log.exception("benchmark requested by %s failed", command.get("user_id"))
         await respond(response_type="ephemeral", text="Sorry, the benchmark failed; the details are in the logs.")
