@@ -29,6 +29,7 @@ class Settings(LLMSettings):
     # Rate limits (shared by every replica through the database)
     rate_limit_user_per_min: int = 20  # Slack messages per user per minute; 0 disables
     rate_limit_api_per_min: int = 600  # REST API requests per client per minute; 0 disables
+    trusted_proxy_hops: int = 0  # load balancers in front of us: the client address is read from X-Forwarded-For
 
     # REST API
     admin_api_token: str | None = None  # Bearer token of the admin endpoints; they are disabled while unset

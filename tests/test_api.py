@@ -206,14 +206,17 @@ async def test_readiness_reuses_a_recent_health_check_and_retries_a_failed_one_s
 
 
 async def test_a_client_over_its_rate_limit_gets_a_429_with_retry_after_and_reaches_no_model():
-    async with running_api(rate_limit_api_per_min=2) as api:
+    async with running_api(rate_limit_api_per_min=2, trusted_proxy_hops=1) as api:
+        def via_proxy(client: str) -> dict:
+            return {"X-Forwarded-For": f"203.0.113.9, {client}"}  # the left entry is the client's own claim
+
         for _ in range(2):
-            allowed = await api.client.post(CHAT, json={"message": "card?"}, headers={"X-Client-ID": "app-1"})
+            allowed = await api.client.post(CHAT, json={"message": "card?"}, headers=via_proxy("198.51.100.1"))
             assert allowed.status == 200
-        refused = await api.client.post(CHAT, json={"message": "card?"}, headers={"X-Client-ID": "app-1"})
+        refused = await api.client.post(CHAT, json={"message": "card?"}, headers=via_proxy("198.51.100.1"))
         assert refused.status == 429
         assert 1 <= int(refused.headers["Retry-After"]) <= 60
         assert (await refused.json())["error"] == "rate_limited"
-        other = await api.client.post(CHAT, json={"message": "card?"}, headers={"X-Client-ID": "app-2"})
+        other = await api.client.post(CHAT, json={"message": "card?"}, headers=via_proxy("198.51.100.2"))
         assert other.status == 200  # limits are per client
         assert len(api.models["custom"].prompts) == 3

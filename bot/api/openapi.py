@@ -31,9 +31,6 @@ def openapi_spec(max_prompt_chars: int, version_pattern: str) -> dict[str, Any]:
                 "operationId": "chat",
                 "parameters": [{"name": "X-Request-ID", "in": "header", "required": False,
                                 "description": "leads the reference id when it matches [A-Za-z0-9._-]{1,64}",
-                                "schema": {"type": "string"}},
-                               {"name": "X-Client-ID", "in": "header", "required": False,
-                                "description": "who the rate limit counts against (default: the caller's address)",
                                 "schema": {"type": "string"}}],
                 "requestBody": {"required": True, "content": {"application/json": {
                     "schema": {"$ref": ref + "ChatRequest"}}}},

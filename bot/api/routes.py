@@ -60,7 +60,8 @@ class ApiRoutes:
                 context = RequestContext(source="api", user_id=chat.user_id,
                                          request_id=f"{supplied}.{context.request_id}" if supplied
                                          else context.request_id)
-            allowance = await self.runtime.rate_limiter.check_api_client(client_id(request))
+            caller = client_id(request, self.runtime.settings.trusted_proxy_hops)
+            allowance = await self.runtime.rate_limiter.check_api_client(caller)
             if not allowance.allowed:
                 return error_response(429, "rate_limited", allowance.message, request_id=context.request_id,
                                       headers={"Retry-After": str(allowance.retry_after_whole_s)})

@@ -103,12 +103,14 @@ def _json_type(value: Any) -> str:
     return names.get(type(value), type(value).__name__)
 
 
-CLIENT_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+def client_id(request: web.Request, trusted_proxy_hops: int = 0) -> str:
+    """Who a rate limit counts against: the caller's address.
 
-
-def client_id(request: web.Request) -> str:
-    """Who a rate limit counts against: the caller's X-Client-ID when sane, else its address."""
-    value = request.headers.get("X-Client-ID")
-    if value is not None and CLIENT_ID.fullmatch(value):
-        return f"id:{value}"
+    Behind `trusted_proxy_hops` proxies of our own (TRUSTED_PROXY_HOPS), the address the outermost one saw,
+    read from the right of X-Forwarded-For; entries further left were written by the client and are ignored.
+    """
+    if trusted_proxy_hops > 0:
+        hops = [h.strip() for h in request.headers.get("X-Forwarded-For", "").split(",") if h.strip()]
+        if len(hops) >= trusted_proxy_hops:
+            return f"ip:{hops[-trusted_proxy_hops]}"
     return f"ip:{request.remote or 'unknown'}"
