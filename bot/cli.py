@@ -170,7 +170,7 @@ def cmd_eval(args, settings: Settings) -> int:
             ("Model", "Device", "N", "Accuracy", "Macro-F1", "P50", "P99", "Throughput", "Errors"),
             [(figures["model"], figures["device"], figures["n"], pct(figures["accuracy"]), pct(figures["macro_f1"]),
               ms(figures["latency_p50_ms"]), ms(figures["latency_p99_ms"]),
-              f"{figures['throughput_per_s']:.1f}/s", figures["errors"])]))
+              f"{figures['throughput_per_s'] or 0:.1f}/s", figures["errors"])]))
     return 0
 
 

@@ -61,5 +61,8 @@ class ReadinessProbe:
             return status
 
     def healthy(self) -> dict[str, bool]:
-        """The latest known health of each model checked so far (for the Prometheus gauge)."""
-        return {name: status.healthy for name, (_, status) in self.last.items()}
+        """The latest known health of each model checked within the cache time (for the Prometheus gauge), so a
+        model switched away from stops reporting instead of keeping an alert firing."""
+        now = time.monotonic()
+        return {name: status.healthy for name, (at, status) in self.last.items()
+                if now - at < max(self.ttl_s, self.failed_ttl_s) * 2 or name == self.runtime.pipeline.active_model}

@@ -22,6 +22,7 @@ class TransformersBackend:
         self.model: Any = None
         self.tokenizer: Any = None
         self._lock = threading.Lock()  # one forward pass at a time: threads would only fight for the cores
+        self._turn = asyncio.Lock()  # callers queue on the loop, so waiting never holds a pool thread
 
     async def load(self) -> None:
         await asyncio.to_thread(self._load_sync)
@@ -46,7 +47,8 @@ class TransformersBackend:
     async def generate(self, question: str) -> RawGeneration:
         if self.model is None:
             raise ModelUnavailableError("the transformers QLoRA backend is not loaded")
-        return await asyncio.to_thread(self._generate_sync, question)
+        async with self._turn:  # one generation at a time, waiting here rather than in a pool thread
+            return await asyncio.to_thread(self._generate_sync, question)
 
     def _generate_sync(self, question: str) -> RawGeneration:
         torch = require("torch")
