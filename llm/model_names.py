@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from llm.errors import UnknownModelError
 
 DEFAULT_VERSIONS = {
@@ -9,13 +11,20 @@ DEFAULT_VERSIONS = {
     "qlora": "qlora_vllm_finetuned_model_v1.0.0",
     "gemini": "gemini_2.0_flash_v1.0.0",
 }
+# The version strings each built-in adapter accepts; other (test) adapters accept `<name>_<anything>`.
+VERSION_PATTERNS = {
+    "custom": re.compile(r"custom_model_built_\d+\.\d+\.\d+"),
+    "qlora": re.compile(r"qlora(?:_[a-z0-9]+)+_v\d+\.\d+\.\d+"),
+    "gemini": re.compile(r"gemini_\d+(?:\.\d+)?(?:_[a-z]+)+_v\d+\.\d+\.\d+"),
+}
 
 
 def resolve_model_name(value: str, names: tuple[str, ...] | list[str] = tuple(DEFAULT_VERSIONS)) -> str:
-    """A bare name (`qlora`) or a version string starting with `<name>_` -> the adapter name."""
+    """A bare name (`qlora`) or a version string of that model (`qlora_vllm_finetuned_model_v1.0.0`) -> its name."""
     candidate = value.strip().lower()
     for name in names:
-        if candidate == name or candidate.startswith(name + "_"):
+        pattern = VERSION_PATTERNS.get(name)
+        if candidate == name or (pattern.fullmatch(candidate) if pattern else candidate.startswith(name + "_")):
             return name
     examples = ", ".join(DEFAULT_VERSIONS.get(n, n) for n in names)
     raise UnknownModelError(

@@ -14,6 +14,9 @@ from tests.scripted import ScriptedAdapter
     ("qlora_vllm_finetuned_model_v1.0.0", "qlora"),
     ("gemini_2.0_flash_v1.0.0", "gemini"),
     ("gemini_2.5_flash_v1.1.0", "gemini"),
+    ("gemini_2.5_flash_lite_v1.0.0", "gemini"),
+    ("custom_model_built_1.2.3", "custom"),
+    ("qlora_vllm_finetuned_model_v2.0.0", "qlora"),
     ("custom", "custom"),
     ("QLoRA", "qlora"),
     (" gemini ", "gemini"),
@@ -22,7 +25,8 @@ def test_version_strings_resolve_to_adapters(value, name):
     assert resolve_model_name(value) == name
 
 
-@pytest.mark.parametrize("value", ["gpt4", "customer_model", "", "llama"])
+@pytest.mark.parametrize("value", ["gpt4", "customer_model", "", "llama", "custom_bogus", "gemini_flash",
+                                   "qlora_v1", "custom_model_built_1.0"])
 def test_unknown_model_lists_valid_names(value):
     with pytest.raises(UnknownModelError) as info:
         resolve_model_name(value)

@@ -27,7 +27,7 @@ async def test_an_admin_switches_the_model_for_every_replica_with_an_audit_line(
 async def test_workspace_admins_are_admins_when_no_ids_are_configured():
     async with slack_harness() as h:
         h.fake.users["U0OWNER"] = {"is_owner": True}
-        _, _, name = await h.command("/llm-switch", "gemini_2.0_flash", user="U0OWNER")
+        _, _, name = await h.command("/llm-switch", "gemini_2.0_flash_v1.0.0", user="U0OWNER")
         [reply] = await h.responses(name)
         assert "to *gemini*" in reply["text"]
         assert h.fake.calls_to("users.info")[0]["user"] == "U0OWNER"
