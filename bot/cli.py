@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
-import getpass
-import json
 import logging
 import sys
-from dataclasses import asdict, is_dataclass
-from typing import Any
 
-from tqdm import tqdm
-
-from bot.settings import Settings, load_settings
-from bot.tables import benchmark_table, ms, pct, render_table
+from bot.cli_commands import (
+    cmd_ask,
+    cmd_bench,
+    cmd_db_upgrade,
+    cmd_eval,
+    cmd_serve,
+    cmd_switch,
+    cmd_train_custom,
+    cmd_train_qlora,
+)
+from bot.settings import load_settings
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -88,182 +90,3 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _print_json(data: Any) -> None:
-    print(json.dumps(asdict(data) if is_dataclass(data) else data, indent=2, default=str))
-
-
-def ensure_custom_checkpoint(settings: Settings) -> None:
-    """First run: train the custom model (with a progress bar) when it is needed and missing."""
-    from llm.custom.train import checkpoint_exists
-    from llm.model_names import resolve_model_name
-
-    needed = "custom" in {resolve_model_name(settings.llm_model_version), *settings.fallback_names}
-    if needed and not checkpoint_exists(settings.custom_checkpoint_dir):
-        print(f"No custom model in {settings.custom_checkpoint_dir}: training it now (a few minutes on 2 cores).",
-              file=sys.stderr)
-        cmd_train_custom(None, settings)
-
-
-def cmd_serve(args, settings: Settings) -> int:
-    from bot.server import serve
-
-    if not args.no_train:
-        ensure_custom_checkpoint(settings)
-    asyncio.run(serve(settings))
-    return 0
-
-
-def cmd_ask(args, settings: Settings) -> int:
-    from bot.runtime import Runtime
-    from llm.errors import LLMError
-    from llm.pipeline import RequestContext
-
-    async def run():
-        runtime = await Runtime.create(settings, active_model=args.model, serving=False)
-        try:
-            return await runtime.pipeline.generate(args.text, RequestContext(source="cli", user_id=getpass.getuser()))
-        finally:
-            await runtime.aclose()
-
-    try:
-        result = asyncio.run(run())
-    except LLMError as exc:
-        print(f"bankbot: {exc}", file=sys.stderr)
-        return 1
-    if args.json:
-        _print_json(result.to_dict())
-    else:
-        print(result.text)
-        print(f"\n[{result.model_version} · {result.intent} · {result.confidence:.0%} · {result.latency_ms:.0f} ms"
-              + (f" · fell back from {result.fallback_from}" if result.fallback_from else "") + "]")
-    return 0
-
-
-def cmd_eval(args, settings: Settings) -> int:
-    from llm import banking77
-    from llm.benchmark import stratified_sample
-    from llm.evaluation import evaluate
-    from llm.factory import ModelFactory
-
-    examples = banking77.read_csv(args.data) if args.data else banking77.load_split("test")
-    examples = stratified_sample(examples, args.sample, seed=0)
-
-    async def run():
-        factory = ModelFactory(settings)
-        try:
-            adapter = await factory.get(args.model)
-            with tqdm(total=len(examples), desc=f"eval {adapter.name}", unit="q", file=sys.stderr) as bar:
-                return await evaluate(adapter, examples, concurrency=args.concurrency, progress=bar.update)
-        finally:
-            await factory.aclose()
-
-    try:
-        report = asyncio.run(run())
-    except Exception as exc:  # noqa: BLE001 - unknown or unavailable model: one clear line
-        print(f"bankbot: {exc}", file=sys.stderr)
-        return 1
-    figures = report.summary()
-    if args.json:
-        _print_json(figures)
-    else:
-        print(render_table(
-            ("Model", "Device", "N", "Accuracy", "Macro-F1", "P50", "P99", "Throughput", "Errors"),
-            [(figures["model"], figures["device"], figures["n"], pct(figures["accuracy"]), pct(figures["macro_f1"]),
-              ms(figures["latency_p50_ms"]), ms(figures["latency_p99_ms"]),
-              f"{figures['throughput_per_s'] or 0:.1f}/s", figures["errors"])]))
-    return 0
-
-
-def cmd_bench(args, settings: Settings) -> int:
-    from bot.runtime import Runtime
-    from llm.errors import BenchmarkBusyError
-
-    async def run():
-        runtime = await Runtime.create(settings, serving=False)
-        models = [runtime.factory.resolve(m) for m in args.models.split(",")] if args.models else None
-        bars: dict[str, tqdm] = {}
-
-        def progress(model: str, done: int) -> None:
-            if model not in bars:
-                bars[model] = tqdm(total=sample_size, desc=f"bench {model}", unit="q", file=sys.stderr)
-            bars[model].update(done - bars[model].n)
-
-        sample_size = args.sample or len(await asyncio.to_thread(runtime.benchmark.examples))
-        try:
-            return await runtime.benchmark.run(models=models, sample=args.sample, trigger="cli", progress=progress)
-        finally:
-            for bar in bars.values():
-                bar.close()
-            await runtime.aclose()
-
-    try:
-        run_ = asyncio.run(run())
-    except BenchmarkBusyError as exc:
-        print(f"bankbot: {exc}", file=sys.stderr)
-        return 1
-    table = "\n".join([
-        f"Benchmark run {run_.id}: {run_.sample_size} questions from Banking77's test split",
-        benchmark_table([asdict(r) for r in run_.results]),
-        f"Recommendation: {run_.recommendation}",
-    ])
-    if args.json:  # JSON on stdout for machines, the table on stderr for the person watching
-        _print_json(run_.to_dict())
-        print(table, file=sys.stderr)
-    else:
-        print(table)
-    return 0
-
-
-def cmd_switch(args, settings: Settings) -> int:
-    from bot.runtime import Runtime
-
-    async def run():
-        runtime = await Runtime.create(settings, serving=False)
-        try:
-            return await runtime.pipeline.switch_model(args.model, by=f"cli:{getpass.getuser()}")
-        finally:
-            await runtime.aclose()
-
-    outcome = asyncio.run(run())
-    if not outcome.ok:
-        print(f"bankbot: not switched: {outcome.reason}", file=sys.stderr)
-        return 1
-    print(f"Switched from {outcome.previous} to {outcome.target}.")
-    return 0
-
-
-def cmd_db_upgrade(args, settings: Settings) -> int:
-    from storage.database import Database
-
-    async def run():
-        db = Database(settings.database_url)
-        try:
-            await db.upgrade()
-        finally:
-            await db.aclose()
-
-    asyncio.run(run())
-    print("Database is up to date.")
-    return 0
-
-
-def cmd_train_custom(args, settings: Settings) -> int:
-    from llm.custom.train import train_custom
-
-    report = train_custom(settings, progress=True)
-    print(f"Trained the custom model in {report.train_seconds:.0f} s (best validation accuracy "
-          f"{report.val_accuracy:.1%} at epoch {report.best_epoch}); saved to {report.out_dir}")
-    return 0
-
-
-def cmd_train_qlora(args, settings: Settings) -> int:
-    from llm.qlora.train import train_qlora
-
-    report = train_qlora(
-        args.base, args.out or settings.qlora_adapter_path, max_steps=args.max_steps, limit=args.limit, r=args.r,
-        alpha=args.alpha, dropout=args.dropout, target_modules=tuple(args.target_modules.split(",")), lr=args.lr,
-        seed=args.seed, batch_size=args.batch_size, max_length=args.max_length, quantize=args.quantize,
-        progress=True)
-    print(f"Trained a LoRA adapter on {report.device} in {report.seconds:.0f} s ({report.steps} steps, "
-          f"loss {report.first_loss:.3f} -> {report.last_loss:.3f}); saved to {report.out}")
-    return 0
