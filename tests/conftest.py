@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import os
-import uuid
 from pathlib import Path
 
 import pytest
+
+from tests.storage_helpers import fresh_postgres_database, migrated_database
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_BANKING77 = REPO.parent / "shared" / "data" / "banking77"
@@ -66,27 +67,13 @@ def postgres_url():
 
     Skips when PostgreSQL is unreachable, unless REQUIRE_POSTGRES=1 (CI), where it fails.
     """
-    import asyncpg
-
     reason = _postgres_reachable()
     if reason:
         if REQUIRE_POSTGRES:
             pytest.fail(reason + " and REQUIRE_POSTGRES=1")
         pytest.skip(reason)
-    admin_dsn = PG_URL.replace("postgresql+asyncpg://", "postgresql://")
-    name = f"bankbot_test_{uuid.uuid4().hex[:10]}"
-
-    async def run(sql):
-        conn = await asyncpg.connect(admin_dsn)
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
-    asyncio.run(run(f'CREATE DATABASE "{name}"'))
-    base, _, _ = PG_URL.rpartition("/")
-    yield f"{base}/{name}"
-    asyncio.run(run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    with fresh_postgres_database(PG_URL) as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -100,12 +87,12 @@ def database_url(request, tmp_path):
 @pytest.fixture
 async def database(database_url):
     """A migrated, empty Database on each backend. Tables are emptied for PostgreSQL reuse."""
-    from storage.database import Database
-
-    db = Database(database_url)
-    await db.upgrade()
-    await db.truncate_all()
-    try:
+    async with migrated_database(database_url) as db:
         yield db
-    finally:
-        await db.aclose()
+
+
+@pytest.fixture
+async def db(tmp_path):
+    """A migrated SQLite Database whose request rows are flushed every 10 ms (pipeline tests)."""
+    async with migrated_database(f"sqlite+aiosqlite:///{tmp_path / 'pipeline.db'}", flush_interval_s=0.01) as database:
+        yield database

@@ -8,7 +8,6 @@ from llm.adapters.gemini import GeminiAdapter
 from llm.config import LLMSettings
 from llm.factory import ModelFactory
 from llm.pipeline import BankingLLMPipeline, PipelineOptions
-from storage.database import Database
 from tests.fake_gemini import FakeGemini
 from tests.scripted import Scripted, ScriptedAdapter
 
@@ -18,14 +17,6 @@ async def fake():
     server = await FakeGemini().start()
     yield server
     await server.stop()
-
-
-@pytest.fixture
-async def db(tmp_path):
-    database = Database(f"sqlite+aiosqlite:///{tmp_path / 'pipeline.db'}", flush_interval_s=0.01)
-    await database.upgrade()
-    yield database
-    await database.aclose()
 
 
 def gemini_then_custom(db, backup: ScriptedAdapter) -> BankingLLMPipeline:

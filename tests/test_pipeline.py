@@ -8,16 +8,7 @@ from llm.config import LLMSettings
 from llm.errors import AllModelsFailedError, InvalidPromptError
 from llm.factory import ModelFactory
 from llm.pipeline import BankingLLMPipeline, PipelineOptions, RequestContext
-from storage.database import Database
 from tests.scripted import Scripted, ScriptedAdapter, builders
-
-
-@pytest.fixture
-async def db(tmp_path):
-    database = Database(f"sqlite+aiosqlite:///{tmp_path / 'pipeline.db'}", flush_interval_s=0.01)
-    await database.upgrade()
-    yield database
-    await database.aclose()
 
 
 def make_pipeline(db, *adapters, benchmark=None, **options):

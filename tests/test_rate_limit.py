@@ -7,11 +7,11 @@ import logging
 import time
 
 import pytest
-from storage_helpers import settle_aiosqlite_threads  # noqa: F401 - fixture
 
 from bot.rate_limit import RateLimiter
 from storage.database import Database
 from storage.models import RateLimitCounter
+from tests.storage_helpers import settle_aiosqlite_threads  # noqa: F401 - fixture
 from tests.tcp_proxy import TcpProxy
 
 

@@ -16,6 +16,7 @@ from storage.models import RequestRecord
 from tests.fake_slack import BOT_USER_ID, FakeSlack
 from tests.serve_helpers import start_server
 from tests.slack_helpers import event_body, mention, signed_headers
+from tests.storage_helpers import migrated_database
 
 SECRET = "shutdown-signing-secret"
 SLACK_EVENTS, API_REQUESTS = 12, 8
@@ -23,13 +24,8 @@ SLACK_EVENTS, API_REQUESTS = 12, 8
 
 @pytest.fixture
 async def empty_postgres(postgres_url):
-    db = Database(postgres_url)
-    await db.upgrade()
-    await db.truncate_all()
-    try:
+    async with migrated_database(postgres_url) as db:
         yield db
-    finally:
-        await db.aclose()
 
 
 async def rows_by_source(db: Database) -> dict[str, int]:

@@ -6,9 +6,9 @@ import asyncio
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
-from storage_helpers import settle_aiosqlite_threads  # noqa: F401 - fixture
 
 from storage.database import Database
+from tests.storage_helpers import settle_aiosqlite_threads  # noqa: F401 - fixture
 
 
 async def test_ping(database):

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
-import uuid
 from pathlib import Path
 
-import asyncpg
 import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
@@ -17,6 +14,7 @@ from sqlalchemy import inspect
 from storage.database import Database
 from storage.migrate import alembic_config, current_revision
 from storage.models import Base
+from tests.storage_helpers import fresh_postgres_database
 
 TABLES = {"requests", "benchmark_runs", "benchmark_results", "model_switches", "settings", "processed_events",
           "leases", "rate_limit_counters"}
@@ -28,20 +26,8 @@ def empty_url(database_url, tmp_path):
     if database_url.startswith("sqlite"):
         yield f"sqlite+aiosqlite:///{tmp_path / 'not' / 'yet' / 'there.db'}"
         return
-    base, _, _ = database_url.rpartition("/")
-    admin = f"{base}/postgres".replace("postgresql+asyncpg://", "postgresql://")
-    name = f"bankbot_empty_{uuid.uuid4().hex[:10]}"
-
-    async def run(sql):
-        conn = await asyncpg.connect(admin)
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
-    asyncio.run(run(f'CREATE DATABASE "{name}"'))
-    yield f"{base}/{name}"
-    asyncio.run(run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    with fresh_postgres_database(database_url, "bankbot_empty") as url:
+        yield url
 
 
 async def _tables(db: Database) -> set[str]:

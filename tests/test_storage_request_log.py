@@ -9,10 +9,10 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 from sqlalchemy import func, select
-from storage_helpers import settle_aiosqlite_threads  # noqa: F401 - fixture
 
 from storage.database import Database
 from storage.models import RequestRecord
+from tests.storage_helpers import settle_aiosqlite_threads  # noqa: F401 - fixture
 
 
 def row(i: int = 0, **overrides) -> dict:
