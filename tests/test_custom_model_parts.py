@@ -166,3 +166,21 @@ async def test_micro_batcher_passes_errors_to_every_caller():
         assert all(isinstance(r, RuntimeError) for r in results)
     finally:
         batcher.close()
+
+
+def test_training_sequences_put_label_and_answer_at_fixed_positions(tokenizer):
+    from llm.custom.data import SequenceBuilder, label_position
+
+    answers = ["Open the app.", "Rates are shown in the app.", "Freeze your card.", "Try again later."]
+    builder = SequenceBuilder(tokenizer, answers, max_question_tokens=8)
+    short, long = tokenizer.encode("card"), tokenizer.encode("what is the exchange rate for my money today")
+    batch = builder.batch([(short, 0, True), (long, 1, True), (short, 2, False)])
+    P = label_position(8)
+    for row, (q, label) in enumerate([(short, 0), (long[:8], 1), (short, 2)]):
+        sep = len(q) + 1
+        assert int(batch.sep_pos[row]) == sep and int(batch.idx[row, sep]) == tokenizer.sep_id
+        assert int(batch.idx[row, sep + 1]) == tokenizer.label_ids[label]
+        assert int(batch.positions[row, sep]) == sep and int(batch.positions[row, sep + 1]) == P
+    answer = builder.answer_ids[0]
+    assert batch.targets[0][batch.answer_mask[0]].tolist() == answer  # the answer and its <eos>
+    assert not batch.answer_mask[2].any()

@@ -51,6 +51,9 @@ def tiny_params(out_dir: Path, **overrides) -> TrainParams:
         p_answer=0.4,
         n_out_of_scope=80,
         max_threshold_cost=0.05,
+        ema_decay=0.9,  # few steps: a short average
+        answer_weight=0.5,
+        polish_steps=10,
     )
     values.update(overrides)
     return TrainParams(**values)

@@ -13,6 +13,8 @@ import logging
 import time
 from typing import Any, ClassVar
 
+import torch
+
 from llm.adapters.base import OUT_OF_SCOPE, GenerationResult, ModelAdapter
 from llm.config import LLMSettings
 from llm.custom.batcher import MicroBatcher
@@ -31,6 +33,8 @@ class CustomTransformerAdapter(ModelAdapter):
     default_timeout_s: ClassVar[float] = 10.0
     max_batch: ClassVar[int] = 16  # requests per micro-batch
     batch_window_ms: ClassVar[float] = 2.0  # how long an idle batcher waits for concurrent requests
+    torch_threads: ClassVar[int] = 1  # intra-op threads: the model's ops are small, so a second thread
+    # mostly adds synchronisation cost (and leaves no core for the event loop); set process-wide at load
 
     def __init__(self, settings: LLMSettings, version: str | None = None):
         super().__init__(version)
@@ -49,7 +53,7 @@ class CustomTransformerAdapter(ModelAdapter):
                 return
             if not checkpoint_exists(self.checkpoint_dir):
                 raise ModelUnavailableError(f"no custom model checkpoint in {self.checkpoint_dir}: {TRAIN_HINT}")
-            predictor = await asyncio.to_thread(Predictor.load, self.checkpoint_dir)
+            predictor = await asyncio.to_thread(self._load_predictor)
             self.kb = load_knowledge_base()
             if self.kb.version != predictor.meta.kb_version:
                 log.warning(
@@ -60,6 +64,10 @@ class CustomTransformerAdapter(ModelAdapter):
                 )
             self._batcher = MicroBatcher(self._respond, self.max_batch, self.batch_window_ms)
             self.predictor = predictor
+
+    def _load_predictor(self) -> Predictor:
+        torch.set_num_threads(self.torch_threads)
+        return Predictor.load(self.checkpoint_dir)
 
     def _respond(self, prompts: list[str]) -> list[Reply]:
         assert self.predictor is not None

@@ -64,6 +64,7 @@ class Batch:
     answer_mask: torch.Tensor  # (B, T) True where the target is an answer token (or its <eos>)
     sep_pos: torch.Tensor  # (B,) position of <sep>, whose output predicts the intent
     label: torch.Tensor  # (B,) intent index, or OUT_OF_SCOPE_TARGET
+    positions: torch.Tensor  # (B, T) position ids: the label and answer start at a fixed position
 
 
 class SequenceBuilder:
@@ -73,6 +74,11 @@ class SequenceBuilder:
         self.tok = tokenizer
         self.max_q = max_question_tokens
         self.answer_ids = [tokenizer.encode(a) + [tokenizer.eos_id] for a in answers]  # by label index
+        self.label_position = label_position(max_question_tokens)
+
+    def positions(self, prompt_len: int, total_len: int) -> list[int]:
+        """0..prompt_len-1 for <bos> question <sep>; the label and answer from `label_position` on."""
+        return list(range(prompt_len)) + list(range(self.label_position, self.label_position + total_len - prompt_len))
 
     def prompt_ids(self, question_ids: list[int]) -> list[int]:
         return [self.tok.bos_id, *question_ids[: self.max_q], self.tok.sep_id]
@@ -93,13 +99,25 @@ class SequenceBuilder:
         idx = torch.full((len(seqs), T), pad, dtype=torch.long)
         targets = torch.full((len(seqs), T), pad, dtype=torch.long)
         answer_mask = torch.zeros((len(seqs), T), dtype=torch.bool)
+        positions = torch.zeros((len(seqs), T), dtype=torch.long)
         for i, seq in enumerate(seqs):
             n = len(seq)
             idx[i, :n] = torch.tensor(seq)
+            positions[i, :n] = torch.tensor(self.positions(seps[i] + 1, n))
             targets[i, : n - 1] = torch.tensor(seq[1:])
             targets[i, seps[i]] = pad  # the intent is learned by its own (constrained) loss
             answer_mask[i, seps[i] + 1 : n - 1] = True  # from <label>, whose target is the answer's first token
-        return Batch(idx, targets, answer_mask, torch.tensor(seps), torch.tensor([it[1] for it in items]))
+        labels = torch.tensor([it[1] for it in items])
+        return Batch(idx, targets, answer_mask, torch.tensor(seps), labels, positions)
+
+
+def label_position(max_question_tokens: int) -> int:
+    """Where the label token sits, whatever the question's length: after <bos>, the longest question and <sep>.
+
+    The answer follows at fixed positions too, so its n-th token always has the same position embedding and
+    the model can learn each answer as a function of (label, offset) alone.
+    """
+    return max_question_tokens + 2
 
 
 def epoch_batches(

@@ -14,6 +14,7 @@ import torch
 
 from llm.custom.checkpoint import CheckpointMeta, load_checkpoint
 from llm.custom.constrained import LabelTrie, constrained_step
+from llm.custom.data import label_position
 from llm.custom.tokenizer import BankTokenizer, normalize_question
 from llm.custom.transformer import GPT, KVCache
 
@@ -38,17 +39,18 @@ class Reply:
 class _Decoder:
     """Lockstep decoding state of one batch: KV cache, key validity and each row's next position."""
 
-    def __init__(self, model: GPT, prompts: list[list[int]], pad_id: int, extra_len: int):
+    def __init__(self, model: GPT, prompts: list[list[int]], pad_id: int, extra_len: int, label_position: int):
         self.model = model
         B, T = len(prompts), max(len(p) for p in prompts)
-        self.cache = KVCache(model.config, B, max_len=min(T + extra_len, model.config.block_size))
+        self.cache = KVCache(model.config, B, max_len=T + extra_len)
         idx = torch.full((B, T), pad_id, dtype=torch.long)
         self.valid = torch.zeros((B, T), dtype=torch.bool)
         for row, p in enumerate(prompts):
             idx[row, T - len(p) :] = torch.tensor(p)
             self.valid[row, T - len(p) :] = True
-        self.next_pos = self.valid.sum(dim=1)
-        if bool(self.valid.all()):
+        self.next_pos = torch.full((B,), label_position, dtype=torch.long)  # label and answer: fixed positions
+        self.all_valid = bool(self.valid.all())  # no pads anywhere: plain causal attention, no mask needed
+        if self.all_valid:
             self.logits = self._last_logits(model.hidden(idx, cache=self.cache))
         else:
             positions = (self.valid.cumsum(dim=1) - 1).clamp(min=0)
@@ -62,11 +64,15 @@ class _Decoder:
     def step(self, tokens: list[int], fed: torch.Tensor) -> None:
         """Feed one token per row; rows where `fed` is False feed a pad that later tokens ignore."""
         idx = torch.tensor(tokens, dtype=torch.long).clamp(min=0).unsqueeze(1)
-        self.valid = torch.cat([self.valid, fed.unsqueeze(1)], dim=1)
-        if bool(self.valid.all()):
-            h = self.model.hidden(idx, cache=self.cache)
+        self.all_valid = self.all_valid and bool(fed.all())
+        positions = self.next_pos.unsqueeze(1)
+        if self.all_valid:  # the fast path of batch-1 decoding
+            h = self.model.hidden(idx, positions, self.cache)
         else:
-            positions = self.next_pos.unsqueeze(1)
+            filled = self.cache.length - self.valid.size(1)  # positions fed on the fast path: all valid
+            if filled > 0:
+                self.valid = torch.cat([self.valid, torch.ones((len(tokens), filled), dtype=torch.bool)], dim=1)
+            self.valid = torch.cat([self.valid, fed.unsqueeze(1)], dim=1)
             h = self.model.hidden(idx, positions, self.cache, self.valid[:, None, None, :])
         self.next_pos = self.next_pos + fed.long()
         self.logits = self._last_logits(h)
@@ -81,6 +87,7 @@ class Predictor:
         self.trie = LabelTrie([[i] for i in tokenizer.label_ids])
         self.label_of_token = {tid: i for i, tid in enumerate(tokenizer.label_ids)}
         self.max_label_tokens = 1
+        self.label_position = label_position(meta.max_question_tokens)
 
     @classmethod
     def load(cls, path: str | Path) -> Predictor:
@@ -107,13 +114,13 @@ class Predictor:
         ]
         return intents, [p[-1] for p in prefixes]
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def classify(self, texts: list[str]) -> list[Intent]:
         prompts = [self.prompt_ids(t) for t in texts]
-        dec = _Decoder(self.model, prompts, self.tok.pad_id, self.max_label_tokens)
+        dec = _Decoder(self.model, prompts, self.tok.pad_id, self.max_label_tokens, self.label_position)
         return self._decode_intents(dec, prompts)[0]
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def respond(self, texts: list[str], max_answer_tokens: int = 128, min_confidence: float = 0.0) -> list[Reply]:
         """Intent, then the answer, greedily, for every text; the batch decodes in lockstep.
 
@@ -121,12 +128,14 @@ class Predictor:
         """
         started = time.perf_counter()
         prompts = [self.prompt_ids(t) for t in texts]
-        dec = _Decoder(self.model, prompts, self.tok.pad_id, self.max_label_tokens + max_answer_tokens)
+        dec = _Decoder(
+            self.model, prompts, self.tok.pad_id, self.max_label_tokens + max_answer_tokens, self.label_position
+        )
         intents, tokens = self._decode_intents(dec, prompts)
         intent_ms = (time.perf_counter() - started) * 1000
         B = len(texts)
-        room = self.model.config.block_size - dec.cache.length
-        budget = min(max_answer_tokens, room - 1)
+        room = self.model.config.block_size - self.label_position - self.max_label_tokens
+        budget = min(max_answer_tokens, room)
         answers: list[list[int]] = [[] for _ in range(B)]
         done = [i.confidence < min_confidence for i in intents]
         fed = torch.tensor([not d for d in done])
@@ -153,11 +162,11 @@ class Predictor:
             for intent, ans in zip(intents, answers, strict=True)
         ]
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def generate_tokens(self, prompt: list[int], n_tokens: int, use_cache: bool = True) -> list[int]:
         """Exactly `n_tokens` greedy tokens after `prompt` (batch 1, <eos> ignored): for speed measurements."""
         if use_cache:
-            dec = _Decoder(self.model, [prompt], self.tok.pad_id, n_tokens)
+            dec = _Decoder(self.model, [prompt], self.tok.pad_id, n_tokens, self.label_position)
             out = []
             for _ in range(n_tokens):
                 out.append(int(dec.logits[0].argmax()))
@@ -166,6 +175,8 @@ class Predictor:
             return out
         seq = list(prompt)
         for _ in range(n_tokens):
-            logits = self.model.lm_head(self.model.hidden(torch.tensor([seq]))[:, -1])
-            seq.append(int(logits[0].argmax()))
+            generated = len(seq) - len(prompt)
+            positions = [*range(len(prompt)), *range(self.label_position, self.label_position + generated)]
+            h = self.model.hidden(torch.tensor([seq]), torch.tensor([positions]))
+            seq.append(int(self.model.lm_head(h[:, -1])[0].argmax()))
         return seq[len(prompt) :]

@@ -37,7 +37,7 @@ class TrainParams:
     vocab_size: int = 3000  # BPE vocabulary, specials and label tokens included
     max_question_tokens: int = 64
     gpt: GPTConfig = field(default_factory=GPTConfig)  # vocab_size is set from the tokenizer
-    epochs: int = 12
+    epochs: int = 9
     batch_size: int = 64
     lr: float = 2e-3  # peak learning rate; linear warmup, then cosine decay to lr * min_lr_ratio
     min_lr_ratio: float = 0.05
@@ -45,14 +45,17 @@ class TrainParams:
     weight_decay: float = 0.1
     label_smoothing: float = 0.1
     question_lm_weight: float = 0.1  # next-token loss on the question's own tokens (an auxiliary task)
-    answer_weight: float = 0.5  # next-token loss on the knowledge-base answer
-    p_answer: float = 0.15  # share of sequences per epoch that carry the answer after the label
+    answer_weight: float = 2.0  # next-token loss on the knowledge-base answer
+    p_answer: float = 0.3  # share of sequences per epoch that carry the answer after the label
     p_augment: float = 0.5  # share of questions per epoch that get word dropout / swaps / typos
     n_out_of_scope: int = 400  # synthetic non-banking prompts trained towards a uniform intent distribution
     max_threshold_cost: float = 0.002  # the OOS threshold may cost at most this much validation accuracy
     intents: tuple[str, ...] | None = None  # train on these intents only (tests); None = all 77
     per_intent: int | None = None  # at most this many train examples per intent (tests)
     threads: int = 2
+    polish_steps: int = 80  # then steps on answer-carrying sequences only, dropout off: exact answers
+    polish_lr: float = 1e-3  # peak of the polish phase's cosine schedule
+    ema_decay: float = 0.998  # validation and the checkpoint use an exponential moving average of the weights
     bf16: bool = True  # bfloat16 autocast for training steps (about 4x faster on CPUs with bf16 units)
 
 
@@ -60,7 +63,7 @@ class TrainParams:
 class TrainReport:
     out_dir: str
     train_seconds: float
-    val_accuracy: float  # best epoch, before the out-of-scope threshold
+    val_accuracy: float  # the saved model (best epoch + polish), before the out-of-scope threshold
     best_epoch: int
     epochs: int
     steps: int
@@ -90,7 +93,7 @@ def train_custom(config: LLMSettings | TrainParams, progress: bool = True) -> Tr
     gpt = replace(params.gpt, vocab_size=tok.vocab_size)
     model = GPT(gpt)
     builder = data.SequenceBuilder(tok, answers, params.max_question_tokens)
-    longest = params.max_question_tokens + 3 + max(len(a) for a in builder.answer_ids)
+    longest = builder.label_position + 1 + max(len(a) for a in builder.answer_ids)
     if longest > gpt.block_size:
         raise ValueError(
             f"block_size {gpt.block_size} is shorter than the longest training sequence ({longest} "
@@ -107,6 +110,9 @@ def train_custom(config: LLMSettings | TrainParams, progress: bool = True) -> Tr
     total = steps_per_epoch * params.epochs
     optimizer = _optimizer(model, params)
     label_ids = torch.tensor(tok.label_ids)
+    ema = torch.optim.swa_utils.AveragedModel(
+        model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(params.ema_decay)
+    )
     best = (-1.0, 0, None)  # (val accuracy, epoch, state)
     step, loss_avg, epoch_losses = 0, float("nan"), []
     bar = tqdm(total=total, disable=not progress, desc="train custom", unit="step", dynamic_ncols=True)
@@ -125,22 +131,25 @@ def train_custom(config: LLMSettings | TrainParams, progress: bool = True) -> Tr
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             optimizer.step()
+            ema.update_parameters(model)
             step += 1
             loss_sum, n_steps = loss_sum + loss.item(), n_steps + 1
             loss_avg = loss.item() if math.isnan(loss_avg) else 0.98 * loss_avg + 0.02 * loss.item()
             bar.update(1)
             bar.set_postfix(epoch=f"{epoch}/{params.epochs}", loss=f"{loss_avg:.3f}", val_acc=f"{best[0]:.4f}")
         epoch_losses.append(loss_sum / max(1, n_steps))
-        conf, pred = intent_probs(model, builder, val_q, label_ids).max(dim=-1)
+        conf, pred = intent_probs(ema.module, builder, val_q, label_ids).max(dim=-1)
         acc = float((pred == val_y).float().mean()) if len(val_y) else 0.0
         if acc >= best[0]:
-            best = (acc, epoch, {k: v.clone() for k, v in model.state_dict().items()})
+            best = (acc, epoch, {k: v.clone() for k, v in ema.module.state_dict().items()})
         bar.set_postfix(epoch=f"{epoch}/{params.epochs}", loss=f"{loss_avg:.3f}", val_acc=f"{acc:.4f}")
     bar.close()
 
     model.load_state_dict(best[2])
+    _polish(model, builder, tok, data.encode_questions(tok, train_texts), train_labels, label_ids, params, rng)
     model.eval()
     conf, pred = intent_probs(model, builder, val_q, label_ids).max(dim=-1)
+    val_accuracy = float((pred == val_y).float().mean()) if len(val_y) else 0.0
     oos_val = data.encode_questions(tok, synthetic_out_of_scope(200, seed=params.seed + 1))
     oos_conf = intent_probs(model, builder, oos_val, label_ids).max(dim=-1).values
     threshold = tune_threshold(conf, pred == val_y, params.max_threshold_cost)
@@ -148,7 +157,7 @@ def train_custom(config: LLMSettings | TrainParams, progress: bool = True) -> Tr
     report = TrainReport(
         out_dir=str(params.out_dir),
         train_seconds=round(seconds, 1),
-        val_accuracy=best[0],
+        val_accuracy=val_accuracy,
         best_epoch=best[1],
         epochs=params.epochs,
         steps=step,
@@ -171,9 +180,44 @@ def train_custom(config: LLMSettings | TrainParams, progress: bool = True) -> Tr
     if progress:
         print(
             f"custom model trained in {seconds / 60:.1f} min ({seconds:.0f} s): validation accuracy "
-            f"{best[0]:.4f} (epoch {best[1]}), out-of-scope threshold {threshold:.3f}, saved to {params.out_dir}"
+            f"{val_accuracy:.4f} (epoch {best[1]} + answer polish), out-of-scope threshold {threshold:.3f}, "
+            f"saved to {params.out_dir}"
         )
     return report
+
+
+def _polish(
+    model: GPT,
+    builder: data.SequenceBuilder,
+    tok: BankTokenizer,
+    questions: list[list[int]],
+    labels_: list[int],
+    label_ids: torch.Tensor,
+    params: TrainParams,
+    rng: random.Random,
+) -> None:
+    """Memorise the answers exactly: every step shows each intent's answer after one of its questions.
+
+    Dropout is off (eval mode, gradients on) so that the model learns the deterministic continuation
+    it will be asked for at inference; the intent loss stays in, at a small learning rate.
+    """
+    if params.polish_steps <= 0:
+        return
+    by_label: dict[int, list[list[int]]] = {}
+    for q, label in zip(questions, labels_, strict=True):
+        by_label.setdefault(label, []).append(q)
+    optimizer = _optimizer(model, replace(params, lr=params.polish_lr))
+    model.eval()
+    for step in range(params.polish_steps):
+        for group in optimizer.param_groups:
+            group["lr"] = params.polish_lr * 0.5 * (1 + math.cos(math.pi * step / params.polish_steps))
+        items = [(rng.choice(qs), label, True) for label, qs in sorted(by_label.items())]
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=params.bf16):
+            loss = _loss(model, builder.batch(items), label_ids, tok.pad_id, params)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
 
 
 def _select(examples: list[Example], params: TrainParams) -> list[Example]:
@@ -207,7 +251,7 @@ def _lr(step: int, total: int, params: TrainParams) -> float:
 
 
 def _loss(model: GPT, batch: data.Batch, label_ids: torch.Tensor, pad_id: int, params: TrainParams) -> torch.Tensor:
-    h = model.hidden(batch.idx)  # (B, T, C)
+    h = model.hidden(batch.idx, batch.positions)  # (B, T, C)
     rows = torch.arange(h.size(0))
     intent_logits = h[rows, batch.sep_pos] @ model.wte.weight[label_ids].T  # (B, n_labels)
     in_scope = batch.label >= 0

@@ -13,7 +13,7 @@ from torch.nn import functional as F
 @dataclass
 class GPTConfig:
     vocab_size: int = 3000  # BPE pieces + specials + one token per intent label
-    block_size: int = 192  # longest sequence: question + label + answer, or prompt + generated tokens
+    block_size: int = 208  # position ids: question (to 66), then label + answer or up to 141 generated tokens
     n_layer: int = 4
     n_head: int = 4
     n_embd: int = 256
