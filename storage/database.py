@@ -45,11 +45,19 @@ def make_engine(url: str) -> AsyncEngine:
 
     @event.listens_for(engine.sync_engine, "connect")
     def _sqlite_pragmas(dbapi_connection, _record):
+        dbapi_connection.isolation_level = None  # the driver emits no BEGIN of its own; see _begin_immediate
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA foreign_keys=ON")
         if not in_memory:
             cursor.execute("PRAGMA journal_mode=WAL")  # readers do not block the writer
         cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _begin_immediate(conn):
+        # Take the write lock when the transaction starts, waiting up to the busy timeout. A deferred BEGIN that
+        # reads first and writes later fails at once with "database is locked" when another connection wrote
+        # in between (WAL snapshots cannot be upgraded), which bursts of concurrent requests make likely.
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
 
