@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import torch
 
 from llm.banking77 import Example
+from llm.custom.ngrams import bag_tensors, question_ngrams, token_word_ngrams
 from llm.custom.tokenizer import BankTokenizer, normalize_question
 
 OUT_OF_SCOPE_TARGET = -1  # label index of a synthetic non-banking prompt: uniform target over the intents
@@ -65,14 +66,25 @@ class Batch:
     sep_pos: torch.Tensor  # (B,) position of <sep>, whose output predicts the intent
     label: torch.Tensor  # (B,) intent index, or OUT_OF_SCOPE_TARGET
     positions: torch.Tensor  # (B, T) position ids: the label and answer start at a fixed position
+    bag: tuple | None = None  # (indices, offsets, rows, cols): hashed n-gram bags, see GPT.hidden
 
 
 class SequenceBuilder:
     """Turns (question, label index) pairs into padded tensors for one training step."""
 
-    def __init__(self, tokenizer: BankTokenizer, answers: Sequence[str], max_question_tokens: int):
+    def __init__(
+        self,
+        tokenizer: BankTokenizer,
+        answers: Sequence[str],
+        max_question_tokens: int,
+        ngram_buckets: int = 0,
+        token_ngrams: bool = False,
+    ):
         self.tok = tokenizer
         self.max_q = max_question_tokens
+        self.ngram_buckets = ngram_buckets
+        self.token_ngrams = token_ngrams
+        self._ngrams: dict[tuple[int, ...], tuple[list[int], list[list[int]]]] = {}  # question ids -> buckets
         self.answer_ids = [tokenizer.encode(a) + [tokenizer.eos_id] for a in answers]  # by label index
         self.label_position = label_position(max_question_tokens)
 
@@ -82,6 +94,39 @@ class SequenceBuilder:
 
     def prompt_ids(self, question_ids: list[int]) -> list[int]:
         return [self.tok.bos_id, *question_ids[: self.max_q], self.tok.sep_id]
+
+    def question_bag(self, questions: Sequence[list[int]], sep_pos: torch.Tensor, start: int | Sequence[int] = 1):
+        """The n-gram bag argument of GPT.hidden for these questions (as the model sees them), or None.
+
+        Each question's first token sits at `start` (per row, or the same for all), its <sep> at sep_pos.
+        """
+        if not self.ngram_buckets:
+            return None
+        starts = [start] * len(questions) if isinstance(start, int) else list(start)
+        bags, rows, cols = [], [], []
+        for row, q in enumerate(questions):
+            whole, per_token = self.ngrams(q[: self.max_q])
+            bags.append(whole)
+            rows.append(row)
+            cols.append(int(sep_pos[row]))
+            bags += per_token
+            rows += [row] * len(per_token)
+            cols += range(starts[row], starts[row] + len(per_token))
+        return (*bag_tensors(bags), torch.tensor(rows), torch.tensor(cols))
+
+    def ngrams(self, question: Sequence[int]) -> tuple[list[int], list[list[int]]]:
+        """(the whole question's buckets, each token's word buckets or nothing), cached by token ids."""
+        key = tuple(question)
+        if key not in self._ngrams:
+            if len(self._ngrams) >= 100_000:  # bounded when a long-lived predictor uses it
+                self._ngrams.clear()
+            text = self.tok.decode(key)
+            per_token = token_word_ngrams(self.pieces(key), self.ngram_buckets) if self.token_ngrams else []
+            self._ngrams[key] = (question_ngrams(text, self.ngram_buckets), per_token)
+        return self._ngrams[key]
+
+    def pieces(self, ids: Sequence[int]) -> list[str]:
+        return [self.tok.decode([i]) for i in ids]
 
     def batch(self, items: Sequence[tuple[list[int], int, bool]]) -> Batch:
         """items: (question token ids, label index, whether to append the answer)."""
@@ -108,7 +153,9 @@ class SequenceBuilder:
             targets[i, seps[i]] = pad  # the intent is learned by its own (constrained) loss
             answer_mask[i, seps[i] + 1 : n - 1] = True  # from <label>, whose target is the answer's first token
         labels = torch.tensor([it[1] for it in items])
-        return Batch(idx, targets, answer_mask, torch.tensor(seps), labels, positions)
+        sep_pos = torch.tensor(seps)
+        bag = self.question_bag([it[0] for it in items], sep_pos)
+        return Batch(idx, targets, answer_mask, sep_pos, labels, positions, bag)
 
 
 def label_position(max_question_tokens: int) -> int:

@@ -14,7 +14,7 @@ import torch
 
 from llm.custom.checkpoint import CheckpointMeta, load_checkpoint
 from llm.custom.constrained import LabelTrie, constrained_step
-from llm.custom.data import label_position
+from llm.custom.data import SequenceBuilder, label_position
 from llm.custom.tokenizer import BankTokenizer, normalize_question
 from llm.custom.transformer import GPT, KVCache
 
@@ -39,7 +39,15 @@ class Reply:
 class _Decoder:
     """Lockstep decoding state of one batch: KV cache, key validity and each row's next position."""
 
-    def __init__(self, model: GPT, prompts: list[list[int]], pad_id: int, extra_len: int, label_position: int):
+    def __init__(
+        self,
+        model: GPT,
+        prompts: list[list[int]],
+        pad_id: int,
+        extra_len: int,
+        label_position: int,
+        bags: SequenceBuilder | None = None,
+    ):
         self.model = model
         B, T = len(prompts), max(len(p) for p in prompts)
         self.cache = KVCache(model.config, B, max_len=T + extra_len)
@@ -50,13 +58,17 @@ class _Decoder:
             self.valid[row, T - len(p) :] = True
         self.next_pos = torch.full((B,), label_position, dtype=torch.long)  # label and answer: fixed positions
         self.all_valid = bool(self.valid.all())  # no pads anywhere: plain causal attention, no mask needed
+        bag = None  # the questions' n-gram bags: every <sep> is last, question j starts after its pads and <bos>
+        if bags is not None:
+            starts = [T - len(p) + 1 for p in prompts]
+            bag = bags.question_bag([p[1:-1] for p in prompts], torch.full((B,), T - 1), starts)
         if self.all_valid:
-            self.logits = self._last_logits(model.hidden(idx, cache=self.cache))
+            self.logits = self._last_logits(model.hidden(idx, cache=self.cache, bag=bag))
         else:
             positions = (self.valid.cumsum(dim=1) - 1).clamp(min=0)
             causal = torch.ones((T, T), dtype=torch.bool).tril()
             mask = causal & (self.valid[:, None, :] | torch.eye(T, dtype=torch.bool))  # pads see themselves
-            self.logits = self._last_logits(model.hidden(idx, positions, self.cache, mask.unsqueeze(1)))
+            self.logits = self._last_logits(model.hidden(idx, positions, self.cache, mask.unsqueeze(1), bag))
 
     def _last_logits(self, h: torch.Tensor) -> torch.Tensor:
         return self.model.lm_head(h[:, -1])  # (B, vocab)
@@ -88,6 +100,12 @@ class Predictor:
         self.label_of_token = {tid: i for i, tid in enumerate(tokenizer.label_ids)}
         self.max_label_tokens = 1
         self.label_position = label_position(meta.max_question_tokens)
+        config = model.config
+        self.bags = (  # hashed n-grams of each question, when the model was trained with them
+            SequenceBuilder(tokenizer, [], meta.max_question_tokens, config.ngram_buckets, config.token_ngrams)
+            if config.ngram_buckets
+            else None
+        )
 
     @classmethod
     def load(cls, path: str | Path) -> Predictor:
@@ -117,7 +135,7 @@ class Predictor:
     @torch.inference_mode()
     def classify(self, texts: list[str]) -> list[Intent]:
         prompts = [self.prompt_ids(t) for t in texts]
-        dec = _Decoder(self.model, prompts, self.tok.pad_id, self.max_label_tokens, self.label_position)
+        dec = _Decoder(self.model, prompts, self.tok.pad_id, self.max_label_tokens, self.label_position, self.bags)
         return self._decode_intents(dec, prompts)[0]
 
     @torch.inference_mode()
@@ -129,7 +147,12 @@ class Predictor:
         started = time.perf_counter()
         prompts = [self.prompt_ids(t) for t in texts]
         dec = _Decoder(
-            self.model, prompts, self.tok.pad_id, self.max_label_tokens + max_answer_tokens, self.label_position
+            self.model,
+            prompts,
+            self.tok.pad_id,
+            self.max_label_tokens + max_answer_tokens,
+            self.label_position,
+            self.bags,
         )
         intents, tokens = self._decode_intents(dec, prompts)
         intent_ms = (time.perf_counter() - started) * 1000
@@ -166,7 +189,7 @@ class Predictor:
     def generate_tokens(self, prompt: list[int], n_tokens: int, use_cache: bool = True) -> list[int]:
         """Exactly `n_tokens` greedy tokens after `prompt` (batch 1, <eos> ignored): for speed measurements."""
         if use_cache:
-            dec = _Decoder(self.model, [prompt], self.tok.pad_id, n_tokens, self.label_position)
+            dec = _Decoder(self.model, [prompt], self.tok.pad_id, n_tokens, self.label_position, self.bags)
             out = []
             for _ in range(n_tokens):
                 out.append(int(dec.logits[0].argmax()))

@@ -36,7 +36,9 @@ class TrainParams:
     val_fraction: float = 0.1  # of each intent's train examples, held out for model selection
     vocab_size: int = 3000  # BPE vocabulary, specials and label tokens included
     max_question_tokens: int = 64
-    gpt: GPTConfig = field(default_factory=GPTConfig)  # vocab_size is set from the tokenizer
+    gpt: GPTConfig = field(  # vocab_size is set from the tokenizer; hashed question n-grams on
+        default_factory=lambda: GPTConfig(ngram_buckets=32768, token_ngrams=True)
+    )
     epochs: int = 9
     batch_size: int = 64
     lr: float = 2e-3  # peak learning rate; linear warmup, then cosine decay to lr * min_lr_ratio
@@ -92,7 +94,7 @@ def train_custom(config: LLMSettings | TrainParams, progress: bool = True) -> Tr
     )
     gpt = replace(params.gpt, vocab_size=tok.vocab_size)
     model = GPT(gpt)
-    builder = data.SequenceBuilder(tok, answers, params.max_question_tokens)
+    builder = data.SequenceBuilder(tok, answers, params.max_question_tokens, gpt.ngram_buckets, gpt.token_ngrams)
     longest = builder.label_position + 1 + max(len(a) for a in builder.answer_ids)
     if longest > gpt.block_size:
         raise ValueError(
@@ -251,7 +253,7 @@ def _lr(step: int, total: int, params: TrainParams) -> float:
 
 
 def _loss(model: GPT, batch: data.Batch, label_ids: torch.Tensor, pad_id: int, params: TrainParams) -> torch.Tensor:
-    h = model.hidden(batch.idx, batch.positions)  # (B, T, C)
+    h = model.hidden(batch.idx, batch.positions, bag=batch.bag)  # (B, T, C)
     rows = torch.arange(h.size(0))
     intent_logits = h[rows, batch.sep_pos] @ model.wte.weight[label_ids].T  # (B, n_labels)
     in_scope = batch.label >= 0
@@ -289,13 +291,15 @@ def intent_probs(
     model.eval()
     out = []
     for start in range(0, len(questions), batch_size):
-        prompts = [builder.prompt_ids(q) for q in questions[start : start + batch_size]]
+        chunk = questions[start : start + batch_size]
+        prompts = [builder.prompt_ids(q) for q in chunk]
         T = max(len(p) for p in prompts)
         idx = torch.full((len(prompts), T), builder.tok.pad_id, dtype=torch.long)
         for i, p in enumerate(prompts):
             idx[i, : len(p)] = torch.tensor(p)
-        h = model.hidden(idx).float()
-        last = h[torch.arange(len(prompts)), torch.tensor([len(p) - 1 for p in prompts])]
+        sep_pos = torch.tensor([len(p) - 1 for p in prompts])
+        h = model.hidden(idx, bag=builder.question_bag(chunk, sep_pos)).float()
+        last = h[torch.arange(len(prompts)), sep_pos]
         out.append(torch.softmax(last @ model.wte.weight[label_ids].T, dim=-1))
     model.train(was_training)
     return torch.cat(out) if out else torch.zeros((0, len(label_ids)))

@@ -19,6 +19,8 @@ class GPTConfig:
     n_embd: int = 256
     dropout: float = 0.1
     bias: bool = True  # biases in Linears and LayerNorms
+    ngram_buckets: int = 0  # hashed word/char n-gram buckets whose mean is added at <sep>; 0 = none
+    token_ngrams: bool = False  # also add each question token's word char-n-gram mean to its input
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -107,6 +109,8 @@ class GPT(nn.Module):
         self.config = config
         self.wte = nn.Embedding(config.vocab_size, config.n_embd)
         self.wpe = nn.Embedding(config.block_size, config.n_embd)
+        if config.ngram_buckets:
+            self.wng = nn.EmbeddingBag(config.ngram_buckets, config.n_embd, mode="mean")
         self.drop = nn.Dropout(config.dropout)
         self.blocks = nn.ModuleList(Block(config, i) for i in range(config.n_layer))
         self.ln_f = nn.LayerNorm(config.n_embd, bias=config.bias)
@@ -122,29 +126,35 @@ class GPT(nn.Module):
             nn.init.normal_(module.weight, mean=0.0, std=0.02)
             if module.bias is not None:
                 nn.init.zeros_(module.bias)
-        elif isinstance(module, nn.Embedding):
+        elif isinstance(module, (nn.Embedding, nn.EmbeddingBag)):
             nn.init.normal_(module.weight, mean=0.0, std=0.02)
 
     def num_params(self) -> int:
         return sum(p.numel() for p in self.parameters()) - self.wpe.weight.numel()
 
-    def hidden(self, idx, positions=None, cache: KVCache | None = None, mask=None):
+    def hidden(self, idx, positions=None, cache: KVCache | None = None, mask=None, bag=None):
         """Final-layer states (B, T, n_embd) of tokens idx (B, T).
 
         positions (B, T) default to cache.length + arange(T). mask (B, 1, T, S) is True where a query may
         attend to a key (S = cached + new positions); None means plain causal attention.
+        bag = (indices, offsets, rows, cols): n-gram bags (EmbeddingBag layout) whose mean embeddings are
+        added to the inputs at (rows[k], cols[k]): a question's bag at its <sep>, a word's at its tokens.
         """
         B, T = idx.size()
         past = cache.length if cache is not None else 0
         if positions is None:
             positions = torch.arange(past, past + T, dtype=torch.long).unsqueeze(0)
-        x = self.drop(self.wte(idx) + self.wpe(positions))
+        x = self.wte(idx) + self.wpe(positions)
+        if bag is not None:
+            indices, offsets, rows, cols = bag
+            x = x.index_put((rows, cols), self.wng(indices, offsets).to(x.dtype), accumulate=True)
+        x = self.drop(x)
         for block in self.blocks:
             x = block(x, cache, mask)
         if cache is not None:
             cache.length += T
         return self.ln_f(x)
 
-    def forward(self, idx, positions=None, cache: KVCache | None = None, mask=None):
+    def forward(self, idx, positions=None, cache: KVCache | None = None, mask=None, bag=None):
         """Logits (B, T, vocab_size) of the next token at every position."""
-        return self.lm_head(self.hidden(idx, positions, cache, mask))
+        return self.lm_head(self.hidden(idx, positions, cache, mask, bag))
