@@ -127,12 +127,7 @@ def train_custom(config: LLMSettings | TrainParams, progress: bool = True) -> Tr
         for items in data.epoch_batches(questions, targets, params.batch_size, rng, params.p_answer):
             for group in optimizer.param_groups:
                 group["lr"] = _lr(step, total, params)
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=params.bf16):
-                loss = _loss(model, builder.batch(items), label_ids, tok.pad_id, params)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
+            loss = _train_step(model, optimizer, builder.batch(items), label_ids, tok.pad_id, params)
             ema.update_parameters(model)
             step += 1
             loss_sum, n_steps = loss_sum + loss.item(), n_steps + 1
@@ -214,12 +209,7 @@ def _polish(
         for group in optimizer.param_groups:
             group["lr"] = params.polish_lr * 0.5 * (1 + math.cos(math.pi * step / params.polish_steps))
         items = [(rng.choice(qs), label, True) for label, qs in sorted(by_label.items())]
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=params.bf16):
-            loss = _loss(model, builder.batch(items), label_ids, tok.pad_id, params)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
+        _train_step(model, optimizer, builder.batch(items), label_ids, tok.pad_id, params)
 
 
 def _select(examples: list[Example], params: TrainParams) -> list[Example]:
@@ -250,6 +240,18 @@ def _lr(step: int, total: int, params: TrainParams) -> float:
     progress = (step - params.warmup_steps) / max(1, total - params.warmup_steps)
     floor = params.lr * params.min_lr_ratio
     return floor + 0.5 * (params.lr - floor) * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
+def _train_step(model: GPT, optimizer: torch.optim.Optimizer, batch: data.Batch, label_ids: torch.Tensor,
+                pad_id: int, params: TrainParams) -> torch.Tensor:
+    """One optimizer step on `batch` (bf16 autocast, gradients clipped at 1.0); returns the loss."""
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=params.bf16):
+        loss = _loss(model, batch, label_ids, pad_id, params)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    optimizer.step()
+    return loss
 
 
 def _loss(model: GPT, batch: data.Batch, label_ids: torch.Tensor, pad_id: int, params: TrainParams) -> torch.Tensor:
