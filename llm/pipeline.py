@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from llm.circuit_breaker import CircuitBreaker
 from llm.errors import AllModelsFailedError, InvalidPromptError, LLMError
+from llm.redact import redact
 from llm.switching import ModelSwitcher
 
 if TYPE_CHECKING:
@@ -152,7 +153,7 @@ class BankingLLMPipeline:
         row: dict[str, Any] = {
             "created_at": datetime.now(UTC), "request_id": context.request_id, "source": context.source,
             "user_hash": self._hash_user(context.user_id), "error": error,
-            "message": _redacted(prompt) if self.options.store_messages else None,
+            "message": redact(prompt) if self.options.store_messages else None,
         }
         if result is not None:
             row.update(model=result.model, model_version=result.model_version, device=result.device,
@@ -215,8 +216,3 @@ def _reason(exc: BaseException) -> str:
     text = str(exc) or type(exc).__name__
     return text if isinstance(exc, LLMError) else f"{type(exc).__name__}: {text}"
 
-
-def _redacted(text: str) -> str:
-    from llm.redact import redact
-
-    return redact(text)

@@ -119,6 +119,14 @@ def redact_with_counts(text: str) -> tuple[str, dict[str, int]]:
     return text, dict(counts)
 
 
+PLACEHOLDER = re.compile(r"\[(?:EMAIL|IBAN|SECRET|CARD|SORT_CODE|ACCOUNT|PHONE)\]")  # every label used above
+
+
+def strip_personal_data(text: str) -> str:
+    """`text` with the personal data removed outright rather than replaced by placeholders."""
+    return re.sub(r"\s*" + PLACEHOLDER.pattern, "", redact(text)).strip()
+
+
 def redact(text: str) -> str:
     """`text` with card numbers, IBANs, account numbers, sort codes, PINs/CVVs, e-mails and phones replaced."""
     return redact_with_counts(text)[0]

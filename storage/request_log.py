@@ -37,6 +37,11 @@ CLOSE_TIMEOUT_S = 10.0
 WARN_EVERY_S = 10.0  # at most one "dropped rows" warning per this many seconds
 
 
+def _summary(exc: BaseException) -> str:
+    """`Type: first line of the message`, short enough for a log line."""
+    return f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:200]}"
+
+
 def _insert_once(dialect: str):
     """INSERT that skips rows whose request_id is already stored (a retried batch that had been committed)."""
     return dialect_insert(dialect, _TABLE).on_conflict_do_nothing(index_elements=["request_id"])
@@ -213,7 +218,7 @@ class RequestLog:
                 self._trim()
                 if not isinstance(exc, Exception):
                     raise
-                self.last_error = f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:200]}"
+                self.last_error = _summary(exc)
                 return 0
             self._in_flight = 0
             self.written += len(batch)
@@ -230,11 +235,11 @@ class RequestLog:
             except (DataError, IntegrityError) as exc:
                 self.rejected += 1
                 log.warning("request log: row %s rejected by the database: %s", row.get("request_id"),
-                            (str(exc).splitlines() or [""])[0][:200])
+                            _summary(exc))
             except Exception as exc:  # noqa: BLE001 - the database went away: keep this row and the rest
                 self._buffer.extendleft(reversed(batch[index:]))
                 self._trim()
-                self.last_error = f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:200]}"
+                self.last_error = _summary(exc)
                 break
             else:
                 written += 1

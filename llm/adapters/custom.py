@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import time
 from typing import Any, ClassVar
 
@@ -23,7 +22,7 @@ from llm.custom.checkpoint import TRAIN_HINT, checkpoint_exists
 from llm.custom.predictor import Predictor, Reply
 from llm.errors import ModelUnavailableError
 from llm.knowledge_base import KnowledgeBase, load_knowledge_base
-from llm.redact import redact
+from llm.redact import strip_personal_data
 
 log = logging.getLogger(__name__)
 
@@ -127,10 +126,7 @@ class CustomTransformerAdapter(ModelAdapter):
             self._batcher.close()
 
 
-_PLACEHOLDER = re.compile(r"\s*\[(?:CARD|IBAN|ACCOUNT|SORT_CODE|EMAIL|PHONE|SECRET)\]")
-
-
 def without_personal_data(prompt: str) -> str:
     """The question without card numbers, IBANs, e-mails...: they say nothing about the intent, and digits
     the model never saw in training only confuse it ("my card 4111 ... has not arrived" is card_arrival)."""
-    return _PLACEHOLDER.sub("", redact(prompt)).strip() or prompt
+    return strip_personal_data(prompt) or prompt
