@@ -184,3 +184,43 @@ def test_training_sequences_put_label_and_answer_at_fixed_positions(tokenizer):
     answer = builder.answer_ids[0]
     assert batch.targets[0][batch.answer_mask[0]].tolist() == answer  # the answer and its <eos>
     assert not batch.answer_mask[2].any()
+
+
+def test_decode_step_equals_the_full_forward(model):
+    """The generation hot path (one token per row, fewer ops) computes exactly what forward() does."""
+    torch.manual_seed(1)
+    idx = torch.randint(0, model.config.vocab_size, (2, 12))
+    with torch.no_grad():
+        full = model(idx)  # (2, 12, vocab)
+        cache = KVCache(model.config, batch_size=2, max_len=12)
+        model(idx[:, :5], cache=cache)
+        steps = [model.decode_step(idx[:, t], torch.full((2,), t), cache) for t in range(5, 12)]
+    torch.testing.assert_close(torch.stack(steps, dim=1), full[:, 5:], atol=1e-5, rtol=0)
+
+
+def test_decode_step_honours_the_key_mask(model):
+    """With a key mask (left-padded batches), the hot path agrees with the general attention path."""
+    torch.manual_seed(2)
+    idx = torch.randint(0, model.config.vocab_size, (2, 6))
+    mask = torch.tensor([[True] * 7, [False, False, True, True, True, True, True]])[:, None, None, :]
+    nxt, positions = torch.tensor([7, 9]), torch.tensor([6, 4])
+    with torch.no_grad():
+        caches = [KVCache(model.config, batch_size=2, max_len=8) for _ in range(2)]
+        for cache in caches:
+            model(idx, cache=cache)
+        fast = model.decode_step(nxt, positions, caches[0], mask)
+        general = model(nxt[:, None], positions[:, None], caches[1], mask)[:, -1]
+    torch.testing.assert_close(fast, general, atol=1e-5, rtol=0)
+
+
+def test_last_only_prefill_gives_the_last_state_and_the_same_cache(model):
+    torch.manual_seed(3)
+    idx = torch.randint(0, model.config.vocab_size, (2, 9))
+    with torch.no_grad():
+        full_cache, last_cache = KVCache(model.config, 2, max_len=12), KVCache(model.config, 2, max_len=12)
+        full = model.hidden(idx, cache=full_cache)
+        last = model.hidden(idx, cache=last_cache, last_only=True)
+    assert last.shape == (2, 1, model.config.n_embd)
+    torch.testing.assert_close(last, full[:, -1:], atol=1e-5, rtol=0)
+    torch.testing.assert_close(last_cache.k, full_cache.k, atol=0, rtol=0)
+    torch.testing.assert_close(last_cache.v, full_cache.v, atol=0, rtol=0)

@@ -10,7 +10,7 @@ from llm.custom.data import SequenceBuilder
 from llm.custom.ngrams import bag_tensors, question_ngrams, token_word_ngrams
 from llm.custom.predictor import Predictor
 from llm.custom.tokenizer import BankTokenizer, normalize_question
-from llm.custom.train import intent_probs
+from llm.custom.intent_scoring import intent_logits
 from llm.custom.transformer import GPT, GPTConfig
 
 LABELS = ("card_arrival", "exchange_rate", "lost_or_stolen_card")
@@ -52,9 +52,12 @@ def predictor(request):
         dropout=0.0,
         ngram_buckets=512,
         token_ngrams=request.param,
+        n_intents=len(LABELS) if request.param else 0,
     )
     model = GPT(config).eval()
     torch.nn.init.normal_(model.wng.weight, std=1.0)  # make the bag matter
+    if config.n_intents:
+        torch.nn.init.normal_(model.wie.weight, std=1.0)  # and the intent embeddings
     meta = CheckpointMeta(gpt=config, labels=list(LABELS), kb_version="t", max_question_tokens=16, oos_threshold=0)
     return Predictor(model, tok, meta)
 
@@ -77,9 +80,27 @@ def test_predictor_and_validation_agree_with_ngrams(predictor):
     config = predictor.model.config
     builder = SequenceBuilder(predictor.tok, ["a", "b", "c"], 16, config.ngram_buckets, config.token_ngrams)
     questions = [predictor.tok.encode(normalize_question(t)) for t in texts]
-    probs = intent_probs(predictor.model, builder, questions, torch.tensor(predictor.tok.label_ids))
+    probs = intent_logits(predictor.model, builder, questions, torch.tensor(predictor.tok.label_ids)).softmax(-1)
     batch = predictor.classify(texts)
     for row, text in enumerate(texts):
         alone = predictor.classify([text])[0]
         assert batch[row].label == alone.label == LABELS[int(probs[row].argmax())]
         assert batch[row].confidence == pytest.approx(float(probs[row].max()), abs=1e-5)
+
+
+def test_generation_with_and_without_cache_agrees(predictor):
+    """With n-gram bags (and intent embeddings) the cached hot path generates what full recomputation does."""
+    prompt = predictor.prompt_ids("what is the exchange rate for my money today")
+    assert predictor.generate_tokens(prompt, 12, use_cache=True) == predictor.generate_tokens(prompt, 12, False)
+
+
+def test_intent_embeddings_change_only_the_answer(predictor):
+    model = predictor.model
+    if not model.config.n_intents:
+        pytest.skip("this model has no intent embeddings")
+    idx = torch.tensor([predictor.prompt_ids("where is my card") + [5, 6]])
+    where = torch.tensor([[False] * (idx.size(1) - 2) + [True, True]])
+    with torch.no_grad():
+        one, other = (model(idx, intent=(torch.tensor([k]), where)) for k in (0, 1))
+    moved = ~torch.isclose(one, other).all(dim=-1)[0]
+    assert not bool(moved[:-2].any()) and bool(moved[-2:].all())

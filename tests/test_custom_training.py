@@ -97,7 +97,8 @@ def test_checkpoint_holds_everything(trained):
     out, report = trained
     assert checkpoint_exists(out)
     assert {p.name for p in out.iterdir()} >= {"model.safetensors", "config.json", "tokenizer.json"}
-    _, tok, meta = load_checkpoint(out)
+    checkpoint = load_checkpoint(out)
+    tok, meta = checkpoint.tokenizer, checkpoint.meta
     assert len(meta.labels) == 77 and meta.kb_version == load_knowledge_base().version
     assert meta.oos_threshold == report.oos_threshold
     assert tok.decode(tok.encode("Where's my card?")) == "Where's my card?"
@@ -119,7 +120,7 @@ def test_training_is_deterministic_under_a_seed(tmp_path):
     one = train_custom(tiny_params(tmp_path / "a", **params), progress=False)
     two = train_custom(tiny_params(tmp_path / "b", **params), progress=False)
     assert one.epoch_losses == two.epoch_losses
-    (m1, _, _), (m2, _, _) = load_checkpoint(tmp_path / "a"), load_checkpoint(tmp_path / "b")
+    m1, m2 = load_checkpoint(tmp_path / "a").model, load_checkpoint(tmp_path / "b").model
     for (name, p1), (_, p2) in zip(m1.state_dict().items(), m2.state_dict().items(), strict=True):
         assert torch.equal(p1, p2), name
 

@@ -9,10 +9,12 @@ from typing import Any
 
 from safetensors.torch import load_file, save_file
 
+from llm.custom.ngram_intents import NgramIntentModel
 from llm.custom.tokenizer import BankTokenizer
 from llm.custom.transformer import GPT, GPTConfig
 
 WEIGHTS, CONFIG, TOKENIZER = "model.safetensors", "config.json", "tokenizer.json"
+NGRAMS = "intent_ngrams.safetensors"  # the n-gram half of the intent head, when the model has one
 TRAIN_HINT = "run `bankbot train custom` to train it"
 
 
@@ -23,6 +25,7 @@ class CheckpointMeta:
     kb_version: str  # the knowledge base whose answers the model learned
     max_question_tokens: int  # longer questions are cut to this many tokens
     oos_threshold: float  # below this intent confidence the reply is out_of_scope
+    intent_ngram_buckets: int = 0  # hashed features of the n-gram intent model; 0 = the transformer alone
     train: dict[str, Any] = field(default_factory=dict)  # parameters and figures of the training run
 
 
@@ -31,18 +34,34 @@ def checkpoint_exists(path: str | Path) -> bool:
     return all((path / name).is_file() for name in (WEIGHTS, CONFIG, TOKENIZER))
 
 
-def save_checkpoint(path: str | Path, model: GPT, tokenizer: BankTokenizer, meta: CheckpointMeta) -> None:
+@dataclass
+class Checkpoint:
+    model: GPT  # in eval mode
+    tokenizer: BankTokenizer
+    meta: CheckpointMeta
+    ngrams: NgramIntentModel | None  # None when meta.intent_ngram_buckets is 0
+
+
+def save_checkpoint(
+    path: str | Path,
+    model: GPT,
+    tokenizer: BankTokenizer,
+    meta: CheckpointMeta,
+    ngrams: NgramIntentModel | None = None,
+) -> None:
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().contiguous() for k, v in model.state_dict().items() if k != "lm_head.weight"}
     save_file(state, str(path / WEIGHTS))
+    if ngrams is not None:
+        save_file({k: v.detach().contiguous() for k, v in ngrams.state_dict().items()}, str(path / NGRAMS))
     tokenizer.save(path / TOKENIZER)
     config = {**meta.__dict__, "gpt": meta.gpt.to_dict()}
     (path / CONFIG).write_text(json.dumps(config, indent=2) + "\n")
 
 
-def load_checkpoint(path: str | Path) -> tuple[GPT, BankTokenizer, CheckpointMeta]:
-    """The model (in eval mode), its tokenizer and metadata. FileNotFoundError when incomplete."""
+def load_checkpoint(path: str | Path) -> Checkpoint:
+    """The model (in eval mode), its tokenizer, metadata and n-gram intent model. FileNotFoundError when incomplete."""
     path = Path(path)
     if not checkpoint_exists(path):
         raise FileNotFoundError(f"no custom model checkpoint in {path}: {TRAIN_HINT}")
@@ -54,4 +73,11 @@ def load_checkpoint(path: str | Path) -> tuple[GPT, BankTokenizer, CheckpointMet
     model.load_state_dict(state)
     model.eval()
     tokenizer = BankTokenizer.load(path / TOKENIZER, meta.labels)
-    return model, tokenizer, meta
+    ngrams = None
+    if meta.intent_ngram_buckets:
+        if not (path / NGRAMS).is_file():
+            raise FileNotFoundError(f"{path / NGRAMS} is missing: {TRAIN_HINT}")
+        ngrams = NgramIntentModel(meta.intent_ngram_buckets, len(meta.labels))
+        ngrams.load_state_dict(load_file(str(path / NGRAMS)))
+        ngrams.eval()
+    return Checkpoint(model, tokenizer, meta, ngrams)

@@ -67,6 +67,7 @@ class Batch:
     label: torch.Tensor  # (B,) intent index, or OUT_OF_SCOPE_TARGET
     positions: torch.Tensor  # (B, T) position ids: the label and answer start at a fixed position
     bag: tuple | None = None  # (indices, offsets, rows, cols): hashed n-gram bags, see GPT.hidden
+    intent: tuple | None = None  # (label (B,), where (B, T)): the label and answer tokens, see GPT.hidden
 
 
 class SequenceBuilder:
@@ -145,8 +146,10 @@ class SequenceBuilder:
         targets = torch.full((len(seqs), T), pad, dtype=torch.long)
         answer_mask = torch.zeros((len(seqs), T), dtype=torch.bool)
         positions = torch.zeros((len(seqs), T), dtype=torch.long)
+        after_sep = torch.zeros((len(seqs), T), dtype=torch.bool)
         for i, seq in enumerate(seqs):
             n = len(seq)
+            after_sep[i, seps[i] + 1 : n] = True
             idx[i, :n] = torch.tensor(seq)
             positions[i, :n] = torch.tensor(self.positions(seps[i] + 1, n))
             targets[i, : n - 1] = torch.tensor(seq[1:])
@@ -155,7 +158,7 @@ class SequenceBuilder:
         labels = torch.tensor([it[1] for it in items])
         sep_pos = torch.tensor(seps)
         bag = self.question_bag([it[0] for it in items], sep_pos)
-        return Batch(idx, targets, answer_mask, sep_pos, labels, positions, bag)
+        return Batch(idx, targets, answer_mask, sep_pos, labels, positions, bag, (labels, after_sep))
 
 
 def label_position(max_question_tokens: int) -> int:

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Sequence
+from functools import lru_cache
 
 import torch
 
 
-def _bucket(gram: str, buckets: int) -> int:
+def bucket(gram: str, buckets: int) -> int:
     return zlib.crc32(gram.encode()) % buckets  # stable across processes, unlike hash()
 
 
@@ -23,13 +24,19 @@ def char_grams(word: str, lo: int = 2, hi: int = 5) -> list[str]:
     return [padded[i : i + n] for n in range(lo, min(hi, len(padded)) + 1) for i in range(len(padded) - n + 1)]
 
 
+@lru_cache(maxsize=1 << 17)
+def word_grams(word: str, buckets: int, lo: int = 2, hi: int = 5) -> tuple[int, ...]:
+    """Bucket ids of a word's character n-grams; cached, since the same words come back all the time."""
+    return tuple(bucket(g, buckets) for g in char_grams(word, lo, hi))
+
+
 def question_ngrams(text: str, buckets: int) -> list[int]:
     """Bucket ids of a normalized question's words, word bigrams and character n-grams; never empty."""
     words = text.split()
     grams = [f"w:{w}" for w in words] + [f"b:{a} {b}" for a, b in zip(words, words[1:], strict=False)]
-    for word in set(words):
-        grams += char_grams(word)
-    return [_bucket(g, buckets) for g in grams or ["<empty>"]]
+    if not grams:
+        return [bucket("<empty>", buckets)]
+    return [bucket(g, buckets) for g in grams] + [i for word in sorted(set(words)) for i in word_grams(word, buckets)]
 
 
 def token_word_ngrams(pieces: Sequence[str], buckets: int) -> list[list[int]]:
@@ -44,12 +51,7 @@ def token_word_ngrams(pieces: Sequence[str], buckets: int) -> list[list[int]]:
             words.append("")
         words[-1] += piece.strip()
         owner.append(len(words) - 1)
-    grams = [
-        [_bucket(f"w:{w}", buckets)] + [_bucket(g, buckets) for g in char_grams(w)]
-        if w
-        else [_bucket("<space>", buckets)]
-        for w in words
-    ]
+    grams = [[bucket(f"w:{w}", buckets), *word_grams(w, buckets)] if w else [bucket("<space>", buckets)] for w in words]
     return [grams[i] for i in owner]
 
 

@@ -10,7 +10,10 @@ import random
 
 GREETINGS = (
     "hi",
+    "hi there",
+    "hiya",
     "hello",
+    "hello bot",
     "hey",
     "hey there",
     "good morning",
@@ -55,6 +58,8 @@ REQUESTS = (
     "recommend a book about {topic}",
     "what time is it in {city}",
     "how do i cook {food}",
+    "how do i bake {food}",
+    "who won the {sport} match yesterday",
     "give me a recipe for {food}",
     "what is the meaning of life",
     "play some music",
@@ -100,7 +105,7 @@ FILL = {
     "topic": ("the sea", "love", "autumn", "cats", "space", "friendship", "the mountains", "history", "rain"),
     "city": ("paris", "london", "tokyo", "new york", "berlin", "madrid", "sydney", "rome", "toronto"),
     "country": ("france", "japan", "brazil", "canada", "italy", "kenya", "australia", "spain"),
-    "food": ("pasta", "pancakes", "rice", "a cake", "soup", "pizza", "curry", "tacos"),
+    "food": ("pasta", "pancakes", "rice", "a cake", "soup", "pizza", "curry", "tacos", "bread", "cookies"),
     "language": ("spanish", "french", "german", "japanese", "italian", "chinese"),
     "sport": ("football", "tennis", "basketball", "baseball", "cricket", "hockey"),
     "thing": ("bike", "laptop", "car", "printer", "tv", "fridge", "washing machine", "headphones"),

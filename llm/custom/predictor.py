@@ -15,6 +15,8 @@ import torch
 from llm.custom.checkpoint import CheckpointMeta, load_checkpoint
 from llm.custom.constrained import LabelTrie, constrained_step
 from llm.custom.data import SequenceBuilder, label_position
+from llm.custom.intent_scoring import mixed_logits
+from llm.custom.ngram_intents import NgramIntentModel
 from llm.custom.tokenizer import BankTokenizer, normalize_question
 from llm.custom.transformer import GPT, KVCache
 
@@ -63,41 +65,50 @@ class _Decoder:
             starts = [T - len(p) + 1 for p in prompts]
             bag = bags.question_bag([p[1:-1] for p in prompts], torch.full((B,), T - 1), starts)
         if self.all_valid:
-            self.logits = self._last_logits(model.hidden(idx, cache=self.cache, bag=bag))
+            self.logits = self._last_logits(model.hidden(idx, cache=self.cache, bag=bag, last_only=True))
         else:
             positions = (self.valid.cumsum(dim=1) - 1).clamp(min=0)
             causal = torch.ones((T, T), dtype=torch.bool).tril()
             mask = causal & (self.valid[:, None, :] | torch.eye(T, dtype=torch.bool))  # pads see themselves
-            self.logits = self._last_logits(model.hidden(idx, positions, self.cache, mask.unsqueeze(1), bag))
+            self.logits = self._last_logits(
+                model.hidden(idx, positions, self.cache, mask.unsqueeze(1), bag, last_only=True)
+            )
 
     def _last_logits(self, h: torch.Tensor) -> torch.Tensor:
         return self.model.lm_head(h[:, -1])  # (B, vocab)
 
-    def step(self, tokens: list[int], fed: torch.Tensor) -> None:
-        """Feed one token per row; rows where `fed` is False feed a pad that later tokens ignore."""
-        idx = torch.tensor(tokens, dtype=torch.long).clamp(min=0).unsqueeze(1)
-        self.all_valid = self.all_valid and bool(fed.all())
-        positions = self.next_pos.unsqueeze(1)
-        if self.all_valid:  # the fast path of batch-1 decoding
-            h = self.model.hidden(idx, positions, self.cache)
-        else:
+    def step(self, tokens: torch.Tensor, fed: torch.Tensor | None = None, intent: torch.Tensor | None = None) -> None:
+        """Feed one token per row, tokens (B,); rows where `fed` is False feed a pad that later tokens ignore.
+
+        intent (B,): each row's decoded intent, for a model that conditions its answer tokens on it."""
+        if fed is not None and self.all_valid and not bool(fed.all()):
+            self.all_valid = False
+        key_mask = None
+        if not self.all_valid:  # keep track of which cached positions are real
             filled = self.cache.length - self.valid.size(1)  # positions fed on the fast path: all valid
             if filled > 0:
                 self.valid = torch.cat([self.valid, torch.ones((len(tokens), filled), dtype=torch.bool)], dim=1)
-            self.valid = torch.cat([self.valid, fed.unsqueeze(1)], dim=1)
-            h = self.model.hidden(idx, positions, self.cache, self.valid[:, None, None, :])
-        self.next_pos = self.next_pos + fed.long()
-        self.logits = self._last_logits(h)
+            now = fed if fed is not None else torch.ones(len(tokens), dtype=torch.bool)
+            self.valid = torch.cat([self.valid, now.unsqueeze(1)], dim=1)
+            key_mask = self.valid[:, None, None, :]
+        if not self.model.config.n_intents:
+            intent = None
+        self.logits = self.model.decode_step(tokens.clamp(min=0), self.next_pos, self.cache, key_mask, intent)
+        self.next_pos = self.next_pos + (1 if fed is None else fed.long())
 
 
 class Predictor:
-    def __init__(self, model: GPT, tokenizer: BankTokenizer, meta: CheckpointMeta):
+    def __init__(
+        self, model: GPT, tokenizer: BankTokenizer, meta: CheckpointMeta, ngrams: NgramIntentModel | None = None
+    ):
         self.model = model.eval()
+        self.ngrams = ngrams.eval() if ngrams is not None else None  # the n-gram half of the intent head
         self.tok = tokenizer
         self.meta = meta
         self.labels = tuple(meta.labels)
         self.trie = LabelTrie([[i] for i in tokenizer.label_ids])
         self.label_of_token = {tid: i for i, tid in enumerate(tokenizer.label_ids)}
+        self.label_ids = torch.tensor(tokenizer.label_ids)
         self.max_label_tokens = 1
         self.label_position = label_position(meta.max_question_tokens)
         config = model.config
@@ -109,15 +120,21 @@ class Predictor:
 
     @classmethod
     def load(cls, path: str | Path) -> Predictor:
-        return cls(*load_checkpoint(path))
+        checkpoint = load_checkpoint(path)
+        return cls(checkpoint.model, checkpoint.tokenizer, checkpoint.meta, checkpoint.ngrams)
 
     def prompt_ids(self, text: str) -> list[int]:
         q = self.tok.encode(normalize_question(text))[: self.meta.max_question_tokens]
         return [self.tok.bos_id, *q, self.tok.sep_id]
 
-    def _decode_intents(self, dec: _Decoder, prompts: list[list[int]]) -> tuple[list[Intent], list[int]]:
-        """The constrained intents, and each row's last label token (not yet fed to the model)."""
+    def _decode_intents(
+        self, dec: _Decoder, prompts: list[list[int]], texts: list[str]
+    ) -> tuple[list[Intent], list[int], torch.Tensor]:
+        """The constrained intents, each row's last label token (not yet fed to the model), the label indices."""
         B = len(prompts)
+        if self.ngrams is not None and float(self.ngrams.mix):  # the label logits at <sep>: transformer + n-grams
+            wide = self.ngrams.logits([normalize_question(t) for t in texts])
+            dec.logits[:, self.label_ids] = mixed_logits(dec.logits[:, self.label_ids], wide, self.ngrams.mix)
         prefixes: list[list[int]] = [[] for _ in range(B)]
         confidence = torch.ones(B)
         while True:
@@ -125,18 +142,26 @@ class Predictor:
             confidence *= probs
             if all(self.trie.is_complete(p) for p in prefixes):
                 break
-            dec.step(chosen, torch.tensor([c >= 0 for c in chosen]))
+            dec.step(torch.tensor(chosen), torch.tensor([c >= 0 for c in chosen]))
+        indices = [self.trie.label_at[tuple(p)] for p in prefixes]
         intents = [
-            Intent(self.labels[self.trie.label_at[tuple(p)]], float(c), len(q))
-            for p, c, q in zip(prefixes, confidence, prompts, strict=True)
+            Intent(self.labels[i], float(c), len(q)) for i, c, q in zip(indices, confidence, prompts, strict=True)
         ]
-        return intents, [p[-1] for p in prefixes]
+        return intents, [p[-1] for p in prefixes], torch.tensor(indices)
 
     @torch.inference_mode()
-    def classify(self, texts: list[str]) -> list[Intent]:
+    def classify(self, texts: list[str], chunk: int = 16) -> list[Intent]:
+        """The intents of `texts`, decoded in chunks of similar prompt length, so little is spent on padding."""
         prompts = [self.prompt_ids(t) for t in texts]
-        dec = _Decoder(self.model, prompts, self.tok.pad_id, self.max_label_tokens, self.label_position, self.bags)
-        return self._decode_intents(dec, prompts)[0]
+        order = sorted(range(len(texts)), key=lambda i: len(prompts[i]))
+        intents: list[Intent] = [None] * len(texts)  # type: ignore[list-item]
+        for start in range(0, len(order), chunk):
+            rows = order[start : start + chunk]
+            batch = [prompts[i] for i in rows]
+            dec = _Decoder(self.model, batch, self.tok.pad_id, self.max_label_tokens, self.label_position, self.bags)
+            for i, intent in zip(rows, self._decode_intents(dec, batch, [texts[i] for i in rows])[0], strict=True):
+                intents[i] = intent
+        return intents
 
     @torch.inference_mode()
     def respond(self, texts: list[str], max_answer_tokens: int = 128, min_confidence: float = 0.0) -> list[Reply]:
@@ -154,25 +179,25 @@ class Predictor:
             self.label_position,
             self.bags,
         )
-        intents, tokens = self._decode_intents(dec, prompts)
+        intents, tokens, intent_index = self._decode_intents(dec, prompts, texts)
         intent_ms = (time.perf_counter() - started) * 1000
         B = len(texts)
         room = self.model.config.block_size - self.label_position - self.max_label_tokens
         budget = min(max_answer_tokens, room)
         answers: list[list[int]] = [[] for _ in range(B)]
         done = [i.confidence < min_confidence for i in intents]
-        fed = torch.tensor([not d for d in done])
+        fed = torch.tensor([not d for d in done]) if any(done) else None  # None: every row is decoding
+        next_tokens = torch.tensor(tokens)
         for _ in range(budget if not all(done) else 0):
-            dec.step(tokens, fed)
-            nxt = dec.logits.argmax(dim=-1).tolist()
-            for row, tok in enumerate(nxt):
+            dec.step(next_tokens, fed, intent_index)
+            next_tokens = dec.logits.argmax(dim=-1)  # (B,)
+            for row, tok in enumerate(next_tokens.tolist()):
                 if not done[row]:
                     answers[row].append(tok)
                     done[row] = tok == self.tok.eos_id
             if all(done):
                 break
-            fed = torch.tensor([not d for d in done])
-            tokens = nxt
+            fed = torch.tensor([not d for d in done]) if any(done) else None
         return [
             Reply(
                 intent,
@@ -187,19 +212,25 @@ class Predictor:
 
     @torch.inference_mode()
     def generate_tokens(self, prompt: list[int], n_tokens: int, use_cache: bool = True) -> list[int]:
-        """Exactly `n_tokens` greedy tokens after `prompt` (batch 1, <eos> ignored): for speed measurements."""
+        """Exactly `n_tokens` greedy tokens after `prompt` (batch 1, <eos> ignored): for speed measurements.
+
+        The tokens are conditioned on the prompt's most likely intent (for a model with intent embeddings).
+        """
+        dec = _Decoder(self.model, [prompt], self.tok.pad_id, n_tokens, self.label_position, self.bags)
+        intent = dec.logits[:, self.label_ids].argmax(dim=-1)  # (1,)
         if use_cache:
-            dec = _Decoder(self.model, [prompt], self.tok.pad_id, n_tokens, self.label_position, self.bags)
-            out = []
-            for _ in range(n_tokens):
-                out.append(int(dec.logits[0].argmax()))
-                if len(out) < n_tokens:
-                    dec.step(out[-1:], torch.ones(1, dtype=torch.bool))
-            return out
+            out = [dec.logits.argmax(dim=-1)]  # (1,)
+            while len(out) < n_tokens:
+                dec.step(out[-1], intent=intent)
+                out.append(dec.logits.argmax(dim=-1))
+            return torch.cat(out).tolist()
+        bag = self.bags.question_bag([prompt[1:-1]], torch.tensor([len(prompt) - 1])) if self.bags else None
         seq = list(prompt)
         for _ in range(n_tokens):
             generated = len(seq) - len(prompt)
             positions = [*range(len(prompt)), *range(self.label_position, self.label_position + generated)]
-            h = self.model.hidden(torch.tensor([seq]), torch.tensor([positions]))
+            after_sep = torch.tensor([[i >= len(prompt) for i in range(len(seq))]])
+            conditioned = (intent, after_sep) if self.model.config.n_intents else None
+            h = self.model.hidden(torch.tensor([seq]), torch.tensor([positions]), bag=bag, intent=conditioned)
             seq.append(int(self.model.lm_head(h[:, -1])[0].argmax()))
         return seq[len(prompt) :]

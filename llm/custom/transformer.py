@@ -21,6 +21,7 @@ class GPTConfig:
     bias: bool = True  # biases in Linears and LayerNorms
     ngram_buckets: int = 0  # hashed word/char n-gram buckets whose mean is added at <sep>; 0 = none
     token_ngrams: bool = False  # also add each question token's word char-n-gram mean to its input
+    n_intents: int = 0  # intents whose embedding is added to the label and every answer token; 0 = none
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -57,7 +58,8 @@ class CausalSelfAttention(nn.Module):
         self.n_head = config.n_head
         self.dropout = config.dropout
 
-    def forward(self, x, layer: int, cache: KVCache | None, mask: torch.Tensor | None):
+    def forward(self, x, layer: int, cache: KVCache | None, mask: torch.Tensor | None, last_only: bool = False):
+        """last_only: keys and values of every position (into the cache), the output of the last one alone."""
         B, T, C = x.size()  # batch, sequence length, n_embd
         q, k, v = self.c_attn(x).split(C, dim=2)
         q = q.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, nh, T, hs)
@@ -67,6 +69,9 @@ class CausalSelfAttention(nn.Module):
         if cache is not None:
             k, v = cache.append(layer, k, v)  # (B, nh, past + T, hs)
         dropout = self.dropout if self.training else 0.0
+        if last_only:  # one query, the last position, which may see every key
+            q, T, past = q[:, :, -1:], 1, past + T - 1
+            mask = mask[:, :, -1:] if mask is not None else None
         if mask is not None:
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout)
         else:  # causal over the new positions; a single new token sees every cached one
@@ -97,10 +102,33 @@ class Block(nn.Module):
         self.attn = CausalSelfAttention(config)
         self.ln_2 = nn.LayerNorm(config.n_embd, bias=config.bias)
         self.mlp = MLP(config)
+        self.n_head = config.n_head
+        self._weights: tuple | None = None  # step()'s parameter references, gathered on first use
 
-    def forward(self, x, cache: KVCache | None, mask: torch.Tensor | None):
-        x = x + self.attn(self.ln_1(x), self.index, cache, mask)
+    def forward(self, x, cache: KVCache | None, mask: torch.Tensor | None, last_only: bool = False):
+        y = self.attn(self.ln_1(x), self.index, cache, mask, last_only)
+        x = (x[:, -1:] if last_only else x) + y
         return x + self.mlp(self.ln_2(x))
+
+    def step(self, x: torch.Tensor, cache: KVCache, key_mask: torch.Tensor | None) -> torch.Tensor:
+        """forward() of one new token per row, x (B, C), in inference: the same arithmetic in half the ops.
+
+        Decoding at batch 1 costs what its ops and attribute lookups cost, not their arithmetic, so the
+        weights are read from one tuple of references (the parameters themselves, updated in place by training).
+        """
+        B, C = x.size()
+        if self._weights is None:
+            a, m = self.attn, self.mlp
+            self._weights = (self.ln_1.weight, self.ln_1.bias, a.c_attn.weight, a.c_attn.bias, a.c_proj.weight,
+                             a.c_proj.bias, self.ln_2.weight, self.ln_2.bias, m.c_fc.weight, m.c_fc.bias,
+                             m.c_proj.weight, m.c_proj.bias)
+        ln1_w, ln1_b, qkv_w, qkv_b, proj_w, proj_b, ln2_w, ln2_b, fc_w, fc_b, out_w, out_b = self._weights
+        q, k, v = F.linear(F.layer_norm(x, (C,), ln1_w, ln1_b), qkv_w, qkv_b).view(B, 3, self.n_head, 1, -1).unbind(1)
+        k, v = cache.append(self.index, k, v)  # (B, nh, S, hs)
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=key_mask)  # (B, nh, 1, hs)
+        x = x + F.linear(y.reshape(B, C), proj_w, proj_b)
+        h = F.gelu(F.linear(F.layer_norm(x, (C,), ln2_w, ln2_b), fc_w, fc_b), approximate="tanh")
+        return x + F.linear(h, out_w, out_b)
 
 
 class GPT(nn.Module):
@@ -111,6 +139,8 @@ class GPT(nn.Module):
         self.wpe = nn.Embedding(config.block_size, config.n_embd)
         if config.ngram_buckets:
             self.wng = nn.EmbeddingBag(config.ngram_buckets, config.n_embd, mode="mean")
+        if config.n_intents:  # the answer knows its intent at every token, not only through attention
+            self.wie = nn.Embedding(config.n_intents, config.n_embd)
         self.drop = nn.Dropout(config.dropout)
         self.blocks = nn.ModuleList(Block(config, i) for i in range(config.n_layer))
         self.ln_f = nn.LayerNorm(config.n_embd, bias=config.bias)
@@ -132,13 +162,17 @@ class GPT(nn.Module):
     def num_params(self) -> int:
         return sum(p.numel() for p in self.parameters()) - self.wpe.weight.numel()
 
-    def hidden(self, idx, positions=None, cache: KVCache | None = None, mask=None, bag=None):
+    def hidden(
+        self, idx, positions=None, cache: KVCache | None = None, mask=None, bag=None, intent=None, last_only=False
+    ):
         """Final-layer states (B, T, n_embd) of tokens idx (B, T).
 
         positions (B, T) default to cache.length + arange(T). mask (B, 1, T, S) is True where a query may
         attend to a key (S = cached + new positions); None means plain causal attention.
         bag = (indices, offsets, rows, cols): n-gram bags (EmbeddingBag layout) whose mean embeddings are
         added to the inputs at (rows[k], cols[k]): a question's bag at its <sep>, a word's at its tokens.
+        intent = (labels (B,), where (B, T) bool): each row's intent embedding is added where `where` is True.
+        last_only: only the last position's state (B, 1, n_embd); the cache still gets every position.
         """
         B, T = idx.size()
         past = cache.length if cache is not None else 0
@@ -148,13 +182,34 @@ class GPT(nn.Module):
         if bag is not None:
             indices, offsets, rows, cols = bag
             x = x.index_put((rows, cols), self.wng(indices, offsets).to(x.dtype), accumulate=True)
+        if intent is not None:
+            labels, where = intent
+            x = x + self.wie(labels.clamp(min=0)).unsqueeze(1) * where.unsqueeze(-1)
         x = self.drop(x)
-        for block in self.blocks:
-            x = block(x, cache, mask)
+        for i, block in enumerate(self.blocks):
+            x = block(x, cache, mask, last_only and i == len(self.blocks) - 1)
         if cache is not None:
             cache.length += T
         return self.ln_f(x)
 
-    def forward(self, idx, positions=None, cache: KVCache | None = None, mask=None, bag=None):
+    @torch.inference_mode()
+    def decode_step(
+        self, idx: torch.Tensor, positions: torch.Tensor, cache: KVCache, key_mask=None, intent=None
+    ) -> torch.Tensor:
+        """Next-token logits (B, vocab_size) after one new token per row: idx and positions (B,).
+
+        The hot loop of generation: equal to forward(idx[:, None], positions[:, None], cache, mask)[:, -1],
+        with key_mask (B, 1, 1, S) True where the new token may attend (None: every cached position), and
+        intent (B,) the decoded intents whose embeddings the label and answer tokens get.
+        """
+        x = self.wte(idx) + self.wpe(positions)  # (B, C)
+        if intent is not None:
+            x = x + self.wie(intent)
+        for block in self.blocks:
+            x = block.step(x, cache, key_mask)
+        cache.length += 1
+        return self.lm_head(F.layer_norm(x, x.shape[-1:], self.ln_f.weight, self.ln_f.bias))
+
+    def forward(self, idx, positions=None, cache: KVCache | None = None, mask=None, bag=None, intent=None):
         """Logits (B, T, vocab_size) of the next token at every position."""
-        return self.lm_head(self.hidden(idx, positions, cache, mask, bag))
+        return self.lm_head(self.hidden(idx, positions, cache, mask, bag, intent))
