@@ -7,10 +7,10 @@ import torch
 
 from llm.custom.checkpoint import CheckpointMeta
 from llm.custom.data import SequenceBuilder
-from llm.custom.ngrams import bag_tensors, question_ngrams, token_word_ngrams
-from llm.custom.predictor import Predictor
-from llm.custom.tokenizer import BankTokenizer, normalize_question
 from llm.custom.intent_scoring import intent_logits
+from llm.custom.ngrams import bag_tensors, question_ngrams, token_word_ngrams
+from llm.custom.predictor import Predictor, _Decoder
+from llm.custom.tokenizer import BankTokenizer, normalize_question
 from llm.custom.transformer import GPT, GPTConfig
 
 LABELS = ("card_arrival", "exchange_rate", "lost_or_stolen_card")
@@ -53,6 +53,7 @@ def predictor(request):
         ngram_buckets=512,
         token_ngrams=request.param,
         n_intents=len(LABELS) if request.param else 0,
+        answer_sees_question=not request.param,
     )
     model = GPT(config).eval()
     torch.nn.init.normal_(model.wng.weight, std=1.0)  # make the bag matter
@@ -104,3 +105,16 @@ def test_intent_embeddings_change_only_the_answer(predictor):
         one, other = (model(idx, intent=(torch.tensor([k]), where)) for k in (0, 1))
     moved = ~torch.isclose(one, other).all(dim=-1)[0]
     assert not bool(moved[:-2].any()) and bool(moved[-2:].all())
+
+
+def test_isolated_answers_do_not_depend_on_the_question(predictor):
+    """With answer_sees_question off, the label and answer attend to each other only: same intent, same answer."""
+    if predictor.model.config.answer_sees_question:
+        pytest.skip("this model's answers see the question")
+    dec_a = _Decoder(predictor.model, [predictor.prompt_ids("where is my card")], 0, 8, predictor.label_position)
+    dec_b = _Decoder(predictor.model, [predictor.prompt_ids("lost")], 0, 8, predictor.label_position)
+    label, intent = torch.tensor([predictor.tok.label_ids[1]]), torch.tensor([1])
+    with torch.no_grad():
+        for dec in (dec_a, dec_b):
+            dec.step(label, intent=intent)
+    torch.testing.assert_close(dec_a.logits, dec_b.logits, atol=1e-5, rtol=0)

@@ -68,6 +68,7 @@ class Batch:
     positions: torch.Tensor  # (B, T) position ids: the label and answer start at a fixed position
     bag: tuple | None = None  # (indices, offsets, rows, cols): hashed n-gram bags, see GPT.hidden
     intent: tuple | None = None  # (label (B,), where (B, T)): the label and answer tokens, see GPT.hidden
+    attention: torch.Tensor | None = None  # (B, 1, T, T) where answers may not see questions; None: causal
 
 
 class SequenceBuilder:
@@ -80,8 +81,10 @@ class SequenceBuilder:
         max_question_tokens: int,
         ngram_buckets: int = 0,
         token_ngrams: bool = False,
+        isolate_answers: bool = False,
     ):
         self.tok = tokenizer
+        self.isolate_answers = isolate_answers  # the label and answer tokens attend to each other only
         self.max_q = max_question_tokens
         self.ngram_buckets = ngram_buckets
         self.token_ngrams = token_ngrams
@@ -158,7 +161,16 @@ class SequenceBuilder:
         labels = torch.tensor([it[1] for it in items])
         sep_pos = torch.tensor(seps)
         bag = self.question_bag([it[0] for it in items], sep_pos)
-        return Batch(idx, targets, answer_mask, sep_pos, labels, positions, bag, (labels, after_sep))
+        attention = isolating_mask(after_sep) if self.isolate_answers else None
+        return Batch(idx, targets, answer_mask, sep_pos, labels, positions, bag, (labels, after_sep), attention)
+
+
+def isolating_mask(after_sep: torch.Tensor) -> torch.Tensor:
+    """(B, 1, T, T) causal attention in which a token after <sep> (label, answer, or the pads after them) sees
+    no token up to <sep>: the answer depends on the question only through the label. after_sep (B, T)."""
+    T = after_sep.size(1)
+    causal = torch.ones((T, T), dtype=torch.bool).tril()
+    return (causal & ~(after_sep[:, :, None] & ~after_sep[:, None, :])).unsqueeze(1)
 
 
 def label_position(max_question_tokens: int) -> int:

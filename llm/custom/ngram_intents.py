@@ -10,6 +10,7 @@ It is fitted first, in seconds (a convex problem); `mix` is then chosen on the v
 from __future__ import annotations
 
 import math
+import warnings
 from collections import Counter
 from collections.abc import Sequence
 
@@ -87,8 +88,10 @@ class NgramIntentModel(nn.Module):
         x = torch.sparse_coo_tensor(
             torch.stack([rows, column[indices]]), weights, (len(texts), len(used)), check_invariants=True
         ).coalesce()
-        x_t = x.t().coalesce().to_sparse_csr()  # (U, N)
-        x = x.to_sparse_csr()  # (N, U)
+        with warnings.catch_warnings():  # "sparse CSR support is in beta": matmul by a dense matrix is all we use
+            warnings.simplefilter("ignore", UserWarning)
+            x_t = x.t().coalesce().to_sparse_csr()  # (U, N)
+            x = x.to_sparse_csr()  # (N, U)
         w = torch.zeros(len(used), self.bias.numel())
         b = torch.zeros(self.bias.numel())
         optimizer = torch.optim.Adam([w, b], lr=lr)

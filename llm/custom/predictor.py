@@ -14,7 +14,7 @@ import torch
 
 from llm.custom.checkpoint import CheckpointMeta, load_checkpoint
 from llm.custom.constrained import LabelTrie, constrained_step
-from llm.custom.data import SequenceBuilder, label_position
+from llm.custom.data import SequenceBuilder, isolating_mask, label_position
 from llm.custom.intent_scoring import mixed_logits
 from llm.custom.ngram_intents import NgramIntentModel
 from llm.custom.tokenizer import BankTokenizer, normalize_question
@@ -39,7 +39,7 @@ class Reply:
 
 
 class _Decoder:
-    """Lockstep decoding state of one batch: KV cache, key validity and each row's next position."""
+    """Lockstep decoding state of one batch: KV cache, which cached keys each new token may see, next positions."""
 
     def __init__(
         self,
@@ -54,22 +54,27 @@ class _Decoder:
         B, T = len(prompts), max(len(p) for p in prompts)
         self.cache = KVCache(model.config, B, max_len=T + extra_len)
         idx = torch.full((B, T), pad_id, dtype=torch.long)
-        self.valid = torch.zeros((B, T), dtype=torch.bool)
+        valid = torch.zeros((B, T), dtype=torch.bool)
         for row, p in enumerate(prompts):
             idx[row, T - len(p) :] = torch.tensor(p)
-            self.valid[row, T - len(p) :] = True
+            valid[row, T - len(p) :] = True
         self.next_pos = torch.full((B,), label_position, dtype=torch.long)  # label and answer: fixed positions
-        self.all_valid = bool(self.valid.all())  # no pads anywhere: plain causal attention, no mask needed
+        # keys visible to the label and answer tokens: the prompt's real tokens, or none of the prompt where the
+        # model keeps its answers to the intent alone
+        self.visible = torch.zeros((B, T + extra_len), dtype=torch.bool)
+        if model.config.answer_sees_question:
+            self.visible[:, :T] = valid
+        self.needs_mask = not (model.config.answer_sees_question and bool(valid.all()))  # else: plain attention
         bag = None  # the questions' n-gram bags: every <sep> is last, question j starts after its pads and <bos>
         if bags is not None:
             starts = [T - len(p) + 1 for p in prompts]
             bag = bags.question_bag([p[1:-1] for p in prompts], torch.full((B,), T - 1), starts)
-        if self.all_valid:
+        if bool(valid.all()):
             self.logits = self._last_logits(model.hidden(idx, cache=self.cache, bag=bag, last_only=True))
         else:
-            positions = (self.valid.cumsum(dim=1) - 1).clamp(min=0)
+            positions = (valid.cumsum(dim=1) - 1).clamp(min=0)
             causal = torch.ones((T, T), dtype=torch.bool).tril()
-            mask = causal & (self.valid[:, None, :] | torch.eye(T, dtype=torch.bool))  # pads see themselves
+            mask = causal & (valid[:, None, :] | torch.eye(T, dtype=torch.bool))  # pads see themselves
             self.logits = self._last_logits(
                 model.hidden(idx, positions, self.cache, mask.unsqueeze(1), bag, last_only=True)
             )
@@ -81,16 +86,11 @@ class _Decoder:
         """Feed one token per row, tokens (B,); rows where `fed` is False feed a pad that later tokens ignore.
 
         intent (B,): each row's decoded intent, for a model that conditions its answer tokens on it."""
-        if fed is not None and self.all_valid and not bool(fed.all()):
-            self.all_valid = False
-        key_mask = None
-        if not self.all_valid:  # keep track of which cached positions are real
-            filled = self.cache.length - self.valid.size(1)  # positions fed on the fast path: all valid
-            if filled > 0:
-                self.valid = torch.cat([self.valid, torch.ones((len(tokens), filled), dtype=torch.bool)], dim=1)
-            now = fed if fed is not None else torch.ones(len(tokens), dtype=torch.bool)
-            self.valid = torch.cat([self.valid, now.unsqueeze(1)], dim=1)
-            key_mask = self.valid[:, None, None, :]
+        at = self.cache.length
+        self.visible[:, at] = True if fed is None else fed
+        if fed is not None and not bool(fed.all()):
+            self.needs_mask = True
+        key_mask = self.visible[:, None, None, : at + 1] if self.needs_mask else None
         if not self.model.config.n_intents:
             intent = None
         self.logits = self.model.decode_step(tokens.clamp(min=0), self.next_pos, self.cache, key_mask, intent)
@@ -231,6 +231,8 @@ class Predictor:
             positions = [*range(len(prompt)), *range(self.label_position, self.label_position + generated)]
             after_sep = torch.tensor([[i >= len(prompt) for i in range(len(seq))]])
             conditioned = (intent, after_sep) if self.model.config.n_intents else None
-            h = self.model.hidden(torch.tensor([seq]), torch.tensor([positions]), bag=bag, intent=conditioned)
+            mask = None if self.model.config.answer_sees_question else isolating_mask(after_sep)
+            idx, pos = torch.tensor([seq]), torch.tensor([positions])
+            h = self.model.hidden(idx, pos, mask=mask, bag=bag, intent=conditioned)
             seq.append(int(self.model.lm_head(h[:, -1])[0].argmax()))
         return seq[len(prompt) :]

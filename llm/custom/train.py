@@ -65,6 +65,7 @@ class TrainParams:
     polish_anchor: float = 1.0  # weight of the KL term that holds the intents where they were before the polish
     ema_decay: float = 0.998  # validation and the checkpoint use an exponential moving average of the weights
     bf16: bool | None = None  # bfloat16 autocast for training steps; None: where the CPU has bf16 units
+    isolate_answers: bool = True  # the label and answer attend to each other only: one answer per intent
     intent_embeddings: bool = True  # the label and answer tokens get the intent's embedding (fast, exact answers)
     intent_ngram_buckets: int = 1 << 17  # the n-gram intent model's hashed features; 0 = the transformer alone
     ngram_steps: int = 150  # full-batch Adam steps fitting the n-gram intent model
@@ -116,9 +117,11 @@ def train_custom(config: LLMSettings | TrainParams, progress: bool = True) -> Tr
     tok = BankTokenizer.train(
         [normalize_question(e.text) for e in train_ex] + answers * 3, all_labels, params.vocab_size
     )
-    gpt = replace(params.gpt, vocab_size=tok.vocab_size, n_intents=len(all_labels) if params.intent_embeddings else 0)
+    gpt = replace(params.gpt, vocab_size=tok.vocab_size, n_intents=len(all_labels) if params.intent_embeddings else 0,
+                  answer_sees_question=not params.isolate_answers)
     model = GPT(gpt)
-    builder = data.SequenceBuilder(tok, answers, params.max_question_tokens, gpt.ngram_buckets, gpt.token_ngrams)
+    builder = data.SequenceBuilder(tok, answers, params.max_question_tokens, gpt.ngram_buckets, gpt.token_ngrams,
+                                   isolate_answers=not gpt.answer_sees_question)
     longest = builder.label_position + 1 + max(len(a) for a in builder.answer_ids)
     if longest > gpt.block_size:
         raise ValueError(

@@ -53,7 +53,7 @@ def train_step(
 def joint_loss(
     model: GPT, batch: data.Batch, label_ids: torch.Tensor, pad_id: int, params: TrainParams
 ) -> torch.Tensor:
-    h = model.hidden(batch.idx, batch.positions, bag=batch.bag, intent=_intent(model, batch))  # (B, T, C)
+    h = model.hidden(batch.idx, batch.positions, mask=batch.attention, bag=batch.bag, intent=_intent(model, batch))
     rows = torch.arange(h.size(0))
     intent_logits = h[rows, batch.sep_pos] @ model.wte.weight[label_ids].T  # (B, n_labels)
     in_scope = batch.label >= 0
@@ -114,7 +114,8 @@ def polish_answers(
         chosen = [rng.choice(rows) for _, rows in sorted(by_label.items())]
         batch = builder.batch([(questions[i], labels_[i], True) for i in chosen])
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bool(params.bf16)):
-            h = model.hidden(batch.idx, batch.positions, bag=batch.bag, intent=_intent(model, batch))  # (B, T, C)
+            h = model.hidden(batch.idx, batch.positions, mask=batch.attention, bag=batch.bag,
+                             intent=_intent(model, batch))  # (B, T, C)
             mask = batch.answer_mask & (batch.targets != builder.tok.pad_id)
             loss = F.cross_entropy(model.lm_head(h[mask]), batch.targets[mask])
             student = h[torch.arange(h.size(0)), batch.sep_pos] @ model.wte.weight[label_ids].T  # (B, n_labels)

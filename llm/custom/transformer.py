@@ -22,6 +22,8 @@ class GPTConfig:
     ngram_buckets: int = 0  # hashed word/char n-gram buckets whose mean is added at <sep>; 0 = none
     token_ngrams: bool = False  # also add each question token's word char-n-gram mean to its input
     n_intents: int = 0  # intents whose embedding is added to the label and every answer token; 0 = none
+    answer_sees_question: bool = True  # False: the label and answer tokens attend only to each other, so the
+    # answer is a function of the decoded intent alone, the same for every question of that intent
 
     def to_dict(self) -> dict:
         return asdict(self)
