@@ -25,7 +25,7 @@ from llm.custom.ngram_intents import NgramIntentModel
 from llm.custom.out_of_scope import synthetic_out_of_scope
 from llm.custom.tokenizer import BankTokenizer, normalize_question
 from llm.custom.train_steps import learning_rate, make_optimizer, polish_answers, train_step
-from llm.custom.transformer import GPT, GPTConfig
+from llm.custom.transformer import GPT, GPTConfig, KVCache
 from llm.knowledge_base import load_knowledge_base
 
 __all__ = ["TrainParams", "TrainReport", "checkpoint_exists", "train_custom"]
@@ -86,6 +86,7 @@ class TrainReport:
     epoch_losses: list[float]  # mean training loss of each epoch
     oos_threshold: float
     oos_recall: float  # share of held-out synthetic non-banking prompts below the threshold
+    exact_answers: float  # share of intents whose generated answer is the knowledge-base entry, letter for letter
     n_params: int
     params: dict[str, Any]
 
@@ -151,6 +152,7 @@ def train_custom(config: LLMSettings | TrainParams, progress: bool = True) -> Tr
     val_accuracy = float((pred == val_y).float().mean()) if len(val_y) else 0.0
     oos_conf = torch.softmax(mixed_logits(oos_deep, oos_wide, mix), dim=-1).max(dim=-1).values
     threshold = tune_threshold(conf, pred == val_y, params.max_threshold_cost, oos_conf, params.oos_recall)
+    exact = _exact_answers(model, tok, builder, label_ids)
     seconds = time.perf_counter() - started
     report = TrainReport(
         out_dir=str(params.out_dir),
@@ -165,6 +167,7 @@ def train_custom(config: LLMSettings | TrainParams, progress: bool = True) -> Tr
         epoch_losses=loop.epoch_losses,
         oos_threshold=threshold,
         oos_recall=float((oos_conf < threshold).float().mean()),
+        exact_answers=exact,
         n_params=model.num_params() + (ngrams.weight.weight.numel() if ngrams is not None else 0),
         params={k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(params).items()},
     )
@@ -182,9 +185,34 @@ def train_custom(config: LLMSettings | TrainParams, progress: bool = True) -> Tr
         print(
             f"custom model trained in {seconds / 60:.1f} min ({seconds:.0f} s): validation accuracy "
             f"{val_accuracy:.4f} (transformer alone {report.transformer_val_accuracy:.4f}, epoch {loop.best_epoch} "
-            f"+ answer polish; n-gram mix {mix}), out-of-scope threshold {threshold:.3f}, saved to {params.out_dir}"
+            f"+ answer polish; n-gram mix {mix}), exact answers {exact:.1%} of intents, out-of-scope threshold "
+            f"{threshold:.3f}, saved to {params.out_dir}"
         )
     return report
+
+
+@torch.no_grad()
+def _exact_answers(model: GPT, tok: BankTokenizer, builder: data.SequenceBuilder, label_ids: torch.Tensor) -> float:
+    """Share of intents whose greedy answer (cached decoding after the label, as served) is the KB entry.
+
+    Only for a model whose answers see the label and answer alone, where that answer is the same after any
+    question; NaN otherwise."""
+    if model.config.answer_sees_question:
+        return float("nan")
+    model.eval()
+    exact = 0
+    for label, expected in enumerate(builder.answer_ids):
+        cache = KVCache(model.config, 1, max_len=len(expected) + 1)
+        intent = torch.tensor([label]) if model.config.n_intents else None
+        position = builder.label_position
+        logits = model.decode_step(label_ids[label : label + 1], torch.tensor([position]), cache, None, intent)
+        generated: list[int] = []
+        while len(generated) < len(expected) and tok.eos_id not in generated:
+            generated.append(int(logits.argmax()))
+            next_position = torch.tensor([position + len(generated)])
+            logits = model.decode_step(torch.tensor(generated[-1:]), next_position, cache, None, intent)
+        exact += generated == expected
+    return exact / max(1, len(builder.answer_ids))
 
 
 class _MainLoop:
