@@ -59,12 +59,11 @@ class _Decoder:
             idx[row, T - len(p) :] = torch.tensor(p)
             valid[row, T - len(p) :] = True
         self.next_pos = torch.full((B,), label_position, dtype=torch.long)  # label and answer: fixed positions
-        # keys visible to the label and answer tokens: the prompt's real tokens, or none of the prompt where the
-        # model keeps its answers to the intent alone
+        # keys visible to the label and answer tokens: the prompt's real tokens, or, where the model keeps its
+        # answers to the intent alone, none of the prompt (the cache then hands out keys from T on)
         self.visible = torch.zeros((B, T + extra_len), dtype=torch.bool)
-        if model.config.answer_sees_question:
-            self.visible[:, :T] = valid
-        self.needs_mask = not (model.config.answer_sees_question and bool(valid.all()))  # else: plain attention
+        self.visible[:, :T] = valid
+        self.needs_mask = model.config.answer_sees_question and not bool(valid.all())  # else: plain attention
         bag = None  # the questions' n-gram bags: every <sep> is last, question j starts after its pads and <bos>
         if bags is not None:
             starts = [T - len(p) + 1 for p in prompts]
@@ -79,6 +78,9 @@ class _Decoder:
                 model.hidden(idx, positions, self.cache, mask.unsqueeze(1), bag, last_only=True)
             )
 
+        if not model.config.answer_sees_question:
+            self.cache.start = T
+
     def _last_logits(self, h: torch.Tensor) -> torch.Tensor:
         return self.model.lm_head(h[:, -1])  # (B, vocab)
 
@@ -90,7 +92,7 @@ class _Decoder:
         self.visible[:, at] = True if fed is None else fed
         if fed is not None and not bool(fed.all()):
             self.needs_mask = True
-        key_mask = self.visible[:, None, None, : at + 1] if self.needs_mask else None
+        key_mask = self.visible[:, None, None, self.cache.start : at + 1] if self.needs_mask else None
         if not self.model.config.n_intents:
             intent = None
         self.logits = self.model.decode_step(tokens.clamp(min=0), self.next_pos, self.cache, key_mask, intent)

@@ -39,15 +39,16 @@ class KVCache:
         self.k = torch.zeros(shape, dtype=dtype)
         self.v = torch.zeros(shape, dtype=dtype)
         self.length = 0  # positions filled so far
+        self.start = 0  # keys before this position are hidden from the tokens that come next
 
     def append(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Store k, v (B, nh, T, hs) at the next positions; return all keys and values so far."""
+        """Store k, v (B, nh, T, hs) at the next positions; return the keys and values from `start` on."""
         end = self.length + k.size(2)
         if end > self.k.size(3):
             raise ValueError(f"KV cache holds {self.k.size(3)} positions, {end} requested")
         self.k[layer, :, :, self.length : end] = k
         self.v[layer, :, :, self.length : end] = v
-        return self.k[layer, :, :, :end], self.v[layer, :, :, :end]
+        return self.k[layer, :, :, self.start : end], self.v[layer, :, :, self.start : end]
 
 
 class CausalSelfAttention(nn.Module):
