@@ -45,7 +45,7 @@ def ensure_custom_checkpoint(settings: Settings) -> None:
 
     needed = "custom" in {resolve_model_name(settings.llm_model_version), *settings.fallback_names}
     if needed and not checkpoint_exists(settings.custom_checkpoint_dir):
-        print(f"No custom model in {settings.custom_checkpoint_dir}: training it now (about 10 minutes on 2 cores).",
+        print(f"No custom model in {settings.custom_checkpoint_dir}: training it now (about 8 minutes on 2 cores).",
               file=sys.stderr)
         cmd_train_custom(None, settings)
 

@@ -6,7 +6,6 @@ out-of-scope threshold. Deterministic under a seed; the default configuration fi
 
 from __future__ import annotations
 
-import math
 import random
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -14,18 +13,19 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from tqdm.auto import tqdm
 
 from llm.banking77 import Example, labels, load_split
 from llm.config import LLMSettings
 from llm.custom import data
+from llm.custom.answer_check import exact_answers
 from llm.custom.checkpoint import CheckpointMeta, checkpoint_exists, save_checkpoint
 from llm.custom.intent_scoring import choose_mix, intent_logits, mixed_logits, tune_threshold
+from llm.custom.main_loop import MainLoop
 from llm.custom.ngram_intents import NgramIntentModel
 from llm.custom.out_of_scope import synthetic_out_of_scope
 from llm.custom.tokenizer import BankTokenizer, normalize_question
-from llm.custom.train_steps import learning_rate, make_optimizer, polish_answers, train_step
-from llm.custom.transformer import GPT, GPTConfig, KVCache
+from llm.custom.train_steps import polish_answers
+from llm.custom.transformer import GPT, GPTConfig
 from llm.knowledge_base import load_knowledge_base
 
 __all__ = ["TrainParams", "TrainReport", "checkpoint_exists", "train_custom"]
@@ -131,7 +131,7 @@ def train_custom(config: LLMSettings | TrainParams, progress: bool = True) -> Tr
         )
     label_ids = torch.tensor(tok.label_ids)
     val_q = data.encode_questions(tok, [e.text for e in val_ex])
-    loop = _MainLoop(model, builder, params, rng, label_ids, val_q, val_y)
+    loop = MainLoop(model, builder, params, rng, label_ids, val_q, val_y)
     loop.run([e.text for e in train_ex], train_labels, oos_train, progress)
 
     model.load_state_dict(loop.best_state)
@@ -152,7 +152,7 @@ def train_custom(config: LLMSettings | TrainParams, progress: bool = True) -> Tr
     val_accuracy = float((pred == val_y).float().mean()) if len(val_y) else 0.0
     oos_conf = torch.softmax(mixed_logits(oos_deep, oos_wide, mix), dim=-1).max(dim=-1).values
     threshold = tune_threshold(conf, pred == val_y, params.max_threshold_cost, oos_conf, params.oos_recall)
-    exact = _exact_answers(model, tok, builder, label_ids)
+    exact = exact_answers(model, tok, builder, label_ids)
     seconds = time.perf_counter() - started
     report = TrainReport(
         out_dir=str(params.out_dir),
@@ -191,85 +191,6 @@ def train_custom(config: LLMSettings | TrainParams, progress: bool = True) -> Tr
     return report
 
 
-@torch.no_grad()
-def _exact_answers(model: GPT, tok: BankTokenizer, builder: data.SequenceBuilder, label_ids: torch.Tensor) -> float:
-    """Share of intents whose greedy answer (cached decoding after the label, as served) is the KB entry.
-
-    Only for a model whose answers see the label and answer alone, where that answer is the same after any
-    question; NaN otherwise."""
-    if model.config.answer_sees_question:
-        return float("nan")
-    model.eval()
-    exact = 0
-    for label, expected in enumerate(builder.answer_ids):
-        cache = KVCache(model.config, 1, max_len=len(expected) + 1)
-        intent = torch.tensor([label]) if model.config.n_intents else None
-        position = builder.label_position
-        logits = model.decode_step(label_ids[label : label + 1], torch.tensor([position]), cache, None, intent)
-        generated: list[int] = []
-        while len(generated) < len(expected) and tok.eos_id not in generated:
-            generated.append(int(logits.argmax()))
-            next_position = torch.tensor([position + len(generated)])
-            logits = model.decode_step(torch.tensor(generated[-1:]), next_position, cache, None, intent)
-        exact += generated == expected
-    return exact / max(1, len(builder.answer_ids))
-
-
-class _MainLoop:
-    """The epochs: augmented questions, some with their answer; the EMA weights of the best validation epoch."""
-
-    def __init__(self, model: GPT, builder: data.SequenceBuilder, params: TrainParams, rng: random.Random,
-                 label_ids: torch.Tensor, val_q: list[list[int]], val_y: torch.Tensor):
-        self.model, self.builder, self.params, self.rng = model, builder, params, rng
-        self.label_ids, self.val_q, self.val_y = label_ids, val_q, val_y
-        self.ema = torch.optim.swa_utils.AveragedModel(
-            model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(params.ema_decay)
-        )
-        self.best_accuracy, self.best_epoch, self.best_state = -1.0, 0, model.state_dict()
-        self.step, self.loss_avg, self.epoch_losses = 0, float("nan"), []
-
-    def run(self, texts: list[str], labels_: list[int], oos: list[str], progress: bool) -> None:
-        params, tok = self.params, self.builder.tok
-        total = math.ceil((len(texts) + len(oos)) / params.batch_size) * params.epochs
-        optimizer = make_optimizer(self.model, params)
-        bar = tqdm(total=total, disable=not progress, desc="train custom", unit="step", dynamic_ncols=True)
-        for epoch in range(1, params.epochs + 1):
-            self.model.train()
-            loss_sum, n_steps = 0.0, 0
-            augmented = [data.augment(t.lower(), self.rng) if self.rng.random() < params.p_augment else t
-                         for t in texts]
-            questions = data.encode_questions(tok, augmented + oos)
-            targets = labels_ + [data.OUT_OF_SCOPE_TARGET] * len(oos)
-            for items in data.epoch_batches(questions, targets, params.batch_size, self.rng, params.p_answer):
-                for group in optimizer.param_groups:
-                    group["lr"] = learning_rate(self.step, total, params)
-                loss = train_step(self.model, optimizer, self.builder.batch(items), self.label_ids, tok.pad_id,
-                                  params).item()
-                self.ema.update_parameters(self.model)
-                self.step += 1
-                loss_sum, n_steps = loss_sum + loss, n_steps + 1
-                self.loss_avg = loss if math.isnan(self.loss_avg) else 0.98 * self.loss_avg + 0.02 * loss
-                bar.update(1)
-                bar.set_postfix(epoch=f"{epoch}/{params.epochs}", loss=f"{self.loss_avg:.3f}",
-                                val_acc=f"{max(self.best_accuracy, 0):.4f}")
-            self.epoch_losses.append(loss_sum / max(1, n_steps))
-            self._validate(epoch)
-        bar.close()
-
-    def _validate(self, epoch: int) -> None:
-        if not len(self.val_y):
-            self.best_epoch, self.best_state = epoch, _clone(self.ema.module.state_dict())
-            return
-        logits = intent_logits(self.ema.module, self.builder, self.val_q, self.label_ids)
-        accuracy = float((logits.argmax(dim=-1) == self.val_y).float().mean())
-        if accuracy >= self.best_accuracy:
-            self.best_accuracy, self.best_epoch = accuracy, epoch
-            self.best_state = _clone(self.ema.module.state_dict())
-
-
-def _clone(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    return {k: v.clone() for k, v in state.items()}
-
 def _select(examples: list[Example], params: TrainParams) -> list[Example]:
     if params.intents is not None:
         wanted = set(params.intents)
@@ -283,5 +204,3 @@ def _select(examples: list[Example], params: TrainParams) -> list[Example]:
                 kept.append(e)
         examples = kept
     return examples
-
-
