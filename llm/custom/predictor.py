@@ -109,7 +109,6 @@ class Predictor:
         self.meta = meta
         self.labels = tuple(meta.labels)
         self.trie = LabelTrie([[i] for i in tokenizer.label_ids])
-        self.label_of_token = {tid: i for i, tid in enumerate(tokenizer.label_ids)}
         self.label_ids = torch.tensor(tokenizer.label_ids)
         self.max_label_tokens = 1
         self.label_position = label_position(meta.max_question_tokens)

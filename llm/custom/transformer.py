@@ -105,8 +105,6 @@ class Block(nn.Module):
         self.attn = CausalSelfAttention(config)
         self.ln_2 = nn.LayerNorm(config.n_embd, bias=config.bias)
         self.mlp = MLP(config)
-        self.n_head = config.n_head
-        self._weights: tuple | None = None  # step()'s parameter references, gathered on first use
 
     def forward(self, x, cache: KVCache | None, mask: torch.Tensor | None, last_only: bool = False):
         y = self.attn(self.ln_1(x), self.index, cache, mask, last_only)
@@ -116,22 +114,18 @@ class Block(nn.Module):
     def step(self, x: torch.Tensor, cache: KVCache, key_mask: torch.Tensor | None) -> torch.Tensor:
         """forward() of one new token per row, x (B, C), in inference: the same arithmetic in half the ops.
 
-        Decoding at batch 1 costs what its ops and attribute lookups cost, not their arithmetic, so the
-        weights are read from one tuple of references (the parameters themselves, updated in place by training).
+        Decoding at batch 1 costs what its ops cost to dispatch, not their arithmetic; key_mask (B, 1, 1, S).
         """
         B, C = x.size()
-        if self._weights is None:
-            a, m = self.attn, self.mlp
-            self._weights = (self.ln_1.weight, self.ln_1.bias, a.c_attn.weight, a.c_attn.bias, a.c_proj.weight,
-                             a.c_proj.bias, self.ln_2.weight, self.ln_2.bias, m.c_fc.weight, m.c_fc.bias,
-                             m.c_proj.weight, m.c_proj.bias)
-        ln1_w, ln1_b, qkv_w, qkv_b, proj_w, proj_b, ln2_w, ln2_b, fc_w, fc_b, out_w, out_b = self._weights
-        q, k, v = F.linear(F.layer_norm(x, (C,), ln1_w, ln1_b), qkv_w, qkv_b).view(B, 3, self.n_head, 1, -1).unbind(1)
+        attn, mlp = self.attn, self.mlp
+        h = F.layer_norm(x, (C,), self.ln_1.weight, self.ln_1.bias)
+        q, k, v = F.linear(h, attn.c_attn.weight, attn.c_attn.bias).view(B, 3, attn.n_head, 1, -1).unbind(1)
         k, v = cache.append(self.index, k, v)  # (B, nh, S, hs)
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=key_mask)  # (B, nh, 1, hs)
-        x = x + F.linear(y.reshape(B, C), proj_w, proj_b)
-        h = F.gelu(F.linear(F.layer_norm(x, (C,), ln2_w, ln2_b), fc_w, fc_b), approximate="tanh")
-        return x + F.linear(h, out_w, out_b)
+        x = x + F.linear(y.reshape(B, C), attn.c_proj.weight, attn.c_proj.bias)
+        h = F.layer_norm(x, (C,), self.ln_2.weight, self.ln_2.bias)
+        h = F.gelu(F.linear(h, mlp.c_fc.weight, mlp.c_fc.bias), approximate="tanh")
+        return x + F.linear(h, mlp.c_proj.weight, mlp.c_proj.bias)
 
 
 class GPT(nn.Module):
