@@ -2,8 +2,9 @@
 
 The transformer reads a question token by token; this model sees it as a bag of surface n-grams (word 1-3-grams,
 character 1-5-grams inside words), which is what carries most of Banking77's signal at 10k training sentences.
-At <sep> the intent logits are the transformer's label logits plus `mix` times this model's logits, so the
-constrained decoder picks among the same 77 labels, and the confidence is the combined label probability.
+At <sep> the intent logits are a weighted geometric mean of the transformer's label logits and this model's
+(intent_scoring.mixed_logits), so the constrained decoder picks among the same 77 labels, and the confidence is
+the combined label probability.
 It is fitted first, in seconds (a convex problem); `mix` is then chosen on the validation slice.
 """
 
@@ -18,16 +19,13 @@ import torch
 import torch.nn as nn
 from torch.nn import functional as F
 
-from llm.custom.ngrams import bucket, word_grams
+from llm.custom.ngrams import bucket, word_grams, word_ngrams
 
 
 def ngram_counts(text: str, buckets: int) -> Counter[int]:
     """Bucket id -> count of a normalized question's word 1-3-grams and in-word character 1-5-grams."""
     words = text.split()
-    grams = [f"w:{w}" for w in words]
-    grams += [f"b:{a} {b}" for a, b in zip(words, words[1:], strict=False)]
-    grams += [f"t:{a} {b} {c}" for a, b, c in zip(words, words[1:], words[2:], strict=False)]
-    counts = Counter(bucket(g, buckets) for g in grams or ["<empty>"])
+    counts = Counter(bucket(g, buckets) for g in word_ngrams(words, 3) or ["<empty>"])
     for word in words:
         counts.update(word_grams(word, buckets, 1, 5))
     return counts
@@ -45,7 +43,9 @@ class NgramIntentModel(nn.Module):
 
     def features(self, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(indices, offsets, weights) of normalized questions: sublinear tf * idf, L2-normalized per question."""
-        counts = [ngram_counts(t, self.buckets) for t in texts]
+        return self._weighted([ngram_counts(t, self.buckets) for t in texts])
+
+    def _weighted(self, counts: Sequence[Counter[int]]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         indices = torch.tensor([k for c in counts for k in c], dtype=torch.long)
         tf = torch.tensor([1.0 + math.log(n) for c in counts for n in c.values()])
         lengths = torch.tensor([len(c) for c in counts], dtype=torch.long)
@@ -79,7 +79,7 @@ class NgramIntentModel(nn.Module):
         for c in counts:
             df[list(c)] += 1
         self.idf.copy_(torch.log((1 + len(texts)) / (1 + df)) + 1)
-        indices, offsets, weights = self.features(texts)
+        indices, offsets, weights = self._weighted(counts)
         used = (df > 0).nonzero().squeeze(1)  # (U,) bucket ids
         column = torch.full((self.buckets,), -1, dtype=torch.long)
         column[used] = torch.arange(len(used))
@@ -99,14 +99,11 @@ class NgramIntentModel(nn.Module):
         target = torch.where(
             (labels >= 0).unsqueeze(1), F.one_hot(labels.clamp(min=0), n_labels).float(), 1.0 / n_labels
         )
-        loss = 0.0
         for _ in range(steps):
-            logits = x @ w + b  # (N, n_labels)
-            p = torch.softmax(logits, dim=-1)
-            loss = float(F.cross_entropy(logits, target)) + l2 * float(w.square().sum())
-            g = (p - target) / len(texts)
+            g = (torch.softmax(x @ w + b, dim=-1) - target) / len(texts)  # d(cross-entropy)/d(logits)
             w.grad, b.grad = x_t @ g + 2 * l2 * w, g.sum(dim=0)
             optimizer.step()
+        loss = float(F.cross_entropy(x @ w + b, target)) + l2 * float(w.square().sum())
         with torch.no_grad():
             self.weight.weight.zero_()
             self.weight.weight[used] = w

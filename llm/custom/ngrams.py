@@ -30,10 +30,19 @@ def word_grams(word: str, buckets: int, lo: int = 2, hi: int = 5) -> tuple[int, 
     return tuple(bucket(g, buckets) for g in char_grams(word, lo, hi))
 
 
+def word_ngrams(words: Sequence[str], longest: int) -> list[str]:
+    """The word 1-grams ("w:..."), 2-grams ("b:...") and, up to `longest`, 3-grams ("t:...") of `words`."""
+    return [
+        f"{prefix}:{' '.join(words[i : i + n])}"
+        for n, prefix in zip(range(1, longest + 1), "wbt", strict=False)
+        for i in range(len(words) - n + 1)
+    ]
+
+
 def question_ngrams(text: str, buckets: int) -> list[int]:
     """Bucket ids of a normalized question's words, word bigrams and character n-grams; never empty."""
     words = text.split()
-    grams = [f"w:{w}" for w in words] + [f"b:{a} {b}" for a, b in zip(words, words[1:], strict=False)]
+    grams = word_ngrams(words, 2)
     if not grams:
         return [bucket("<empty>", buckets)]
     return [bucket(g, buckets) for g in grams] + [i for word in sorted(set(words)) for i in word_grams(word, buckets)]
