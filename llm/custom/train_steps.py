@@ -15,6 +15,7 @@ import torch
 from torch.nn import functional as F
 
 from llm.custom import data
+from llm.custom.intent_scoring import intent_logits
 from llm.custom.transformer import GPT
 
 if TYPE_CHECKING:
@@ -41,31 +42,41 @@ def train_step(
     params: TrainParams,
 ) -> torch.Tensor:
     """One optimizer step on `batch` (gradients clipped at 1.0; bf16 autocast where chosen); returns the loss."""
-    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=params.bf16):
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bool(params.bf16)):
         loss = joint_loss(model, batch, label_ids, pad_id, params)
+    _apply(model, optimizer, loss)
+    return loss
+
+
+def _apply(model: GPT, optimizer: torch.optim.Optimizer, loss: torch.Tensor) -> None:
+    """Backward, gradients clipped at 1.0, one optimizer step."""
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
     optimizer.step()
-    return loss
+
+
+def _forward(model: GPT, batch: data.Batch, label_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(final states (B, T, C), intent logits at each row's <sep> (B, n_labels)) of a training batch."""
+    intent = batch.intent if model.config.n_intents else None
+    h = model.hidden(batch.idx, batch.positions, mask=batch.attention, bag=batch.bag, intent=intent)
+    return h, h[torch.arange(h.size(0)), batch.sep_pos] @ model.wte.weight[label_ids].T
 
 
 def joint_loss(
     model: GPT, batch: data.Batch, label_ids: torch.Tensor, pad_id: int, params: TrainParams
 ) -> torch.Tensor:
-    h = model.hidden(batch.idx, batch.positions, mask=batch.attention, bag=batch.bag, intent=_intent(model, batch))
-    rows = torch.arange(h.size(0))
-    intent_logits = h[rows, batch.sep_pos] @ model.wte.weight[label_ids].T  # (B, n_labels)
+    h, label_logits = _forward(model, batch, label_ids)
     in_scope = batch.label >= 0
     loss = torch.zeros(())
     if in_scope.any():
         loss = (
             loss
-            + F.cross_entropy(intent_logits[in_scope], batch.label[in_scope], label_smoothing=params.label_smoothing)
+            + F.cross_entropy(label_logits[in_scope], batch.label[in_scope], label_smoothing=params.label_smoothing)
             * in_scope.float().mean()
         )
     if (~in_scope).any():  # towards the uniform distribution over intents
-        uniform = -F.log_softmax(intent_logits[~in_scope], dim=-1).mean(dim=-1)
+        uniform = -F.log_softmax(label_logits[~in_scope], dim=-1).mean(dim=-1)
         loss = loss + uniform.mean() * (~in_scope).float().mean()
     lm_mask = batch.targets != pad_id
     for mask, weight in (
@@ -95,8 +106,6 @@ def polish_answers(
     """
     if params.polish_steps <= 0:
         return
-    from llm.custom.intent_scoring import intent_logits
-
     by_label: dict[int, list[int]] = {}
     for i, label in enumerate(labels_):
         by_label.setdefault(label, []).append(i)
@@ -114,19 +123,10 @@ def polish_answers(
         chosen = [rng.choice(rows) for _, rows in sorted(by_label.items())]
         batch = builder.batch([(questions[i], labels_[i], True) for i in chosen])
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bool(params.bf16)):
-            h = model.hidden(batch.idx, batch.positions, mask=batch.attention, bag=batch.bag,
-                             intent=_intent(model, batch))  # (B, T, C)
+            h, student = _forward(model, batch, label_ids)
             mask = batch.answer_mask & (batch.targets != builder.tok.pad_id)
             loss = F.cross_entropy(model.lm_head(h[mask]), batch.targets[mask])
-            student = h[torch.arange(h.size(0)), batch.sep_pos] @ model.wte.weight[label_ids].T  # (B, n_labels)
             target = torch.stack([anchor[i] for i in chosen])
             drift = F.kl_div(F.log_softmax(student.float(), dim=-1), target, log_target=True, reduction="batchmean")
             loss = loss + params.polish_anchor * drift
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-
-
-def _intent(model: GPT, batch: data.Batch) -> tuple | None:
-    return batch.intent if model.config.n_intents else None
+        _apply(model, optimizer, loss)
