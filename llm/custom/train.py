@@ -23,6 +23,7 @@ from llm.custom.intent_scoring import choose_mix, intent_logits, mixed_logits, t
 from llm.custom.main_loop import MainLoop
 from llm.custom.ngram_intents import NgramIntentModel
 from llm.custom.out_of_scope import synthetic_out_of_scope
+from llm.custom.predictor import Predictor
 from llm.custom.tokenizer import BankTokenizer, normalize_question
 from llm.custom.train_steps import polish_answers
 from llm.custom.transformer import GPT, GPTConfig
@@ -86,7 +87,7 @@ class TrainReport:
     epoch_losses: list[float]  # mean training loss of each epoch
     oos_threshold: float
     oos_recall: float  # share of held-out synthetic non-banking prompts below the threshold
-    exact_answers: float  # share of intents whose generated answer is the knowledge-base entry, letter for letter
+    exact_answers: float  # share of validation questions (one per intent) whose served answer is the KB entry
     n_params: int
     params: dict[str, Any]
 
@@ -152,7 +153,16 @@ def train_custom(config: LLMSettings | TrainParams, progress: bool = True) -> Tr
     val_accuracy = float((pred == val_y).float().mean()) if len(val_y) else 0.0
     oos_conf = torch.softmax(mixed_logits(oos_deep, oos_wide, mix), dim=-1).max(dim=-1).values
     threshold = tune_threshold(conf, pred == val_y, params.max_threshold_cost, oos_conf, params.oos_recall)
-    exact = exact_answers(model, tok, builder, label_ids)
+    meta = CheckpointMeta(
+        gpt=gpt,
+        labels=all_labels,
+        kb_version=kb.version,
+        max_question_tokens=params.max_question_tokens,
+        oos_threshold=threshold,
+        intent_ngram_buckets=params.intent_ngram_buckets,
+    )
+    one_per_intent = list({e.intent: e.text for e in val_ex or train_ex}.values())
+    exact = exact_answers(Predictor(model, tok, meta, ngrams), one_per_intent, kb)
     seconds = time.perf_counter() - started
     report = TrainReport(
         out_dir=str(params.out_dir),
@@ -171,15 +181,7 @@ def train_custom(config: LLMSettings | TrainParams, progress: bool = True) -> Tr
         n_params=model.num_params() + (ngrams.weight.weight.numel() if ngrams is not None else 0),
         params={k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(params).items()},
     )
-    meta = CheckpointMeta(
-        gpt=gpt,
-        labels=all_labels,
-        kb_version=kb.version,
-        max_question_tokens=params.max_question_tokens,
-        oos_threshold=threshold,
-        intent_ngram_buckets=params.intent_ngram_buckets,
-        train=asdict(report),
-    )
+    meta.train = asdict(report)
     save_checkpoint(params.out_dir, model, tok, meta, ngrams)
     if progress:
         print(
