@@ -42,6 +42,7 @@ class LLMSettings(BaseSettings):
     qlora_adapter_dir: Path | None = None  # default $MODEL_DIR/qlora
     qlora_backend: str = "vllm"  # vllm | vllm-server | transformers
     vllm_server_url: str = "http://127.0.0.1:8000/v1"
+    vllm_api_key: str | None = None  # secret: the key `vllm serve --api-key` was started with (Bearer)
 
     @field_validator("fallback_order")
     @classmethod

@@ -1,7 +1,8 @@
 """GPU check of the QLoRA path: a tiny Llama and a LoRA adapter built here, served through vLLM in-process
 (AsyncLLM + LoRARequest) and as an OpenAI-compatible server (`vllm serve --enable-lora`), through the bot's own
-QLoRAAdapter. Prints median latency and tokens per second for each. Needs a CUDA GPU and vllm; nothing is
-downloaded. Run it as scripts/gpu_check.sh.
+QLoRAAdapter. Prints median latency and tokens per second for each. The server is started as in production, with
+an API key in VLLM_API_KEY (its --api-key); the check also confirms that it refuses requests without the key.
+Needs a CUDA GPU and vllm; nothing is downloaded. Run it as scripts/gpu_check.sh.
 """
 
 from __future__ import annotations
@@ -10,11 +11,13 @@ import argparse
 import asyncio
 import json
 import os
+import secrets
 import socket
 import statistics
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -34,25 +37,14 @@ QUESTIONS = [
 
 def build(root: Path) -> tuple[Path, Path]:
     """A bfloat16 tiny Llama (head_dim 64, which vLLM's attention kernels support) and a non-trivial adapter."""
-    import peft
-    import torch
-    import transformers
-
     from llm.knowledge_base import load_knowledge_base
-    from llm.qlora.tiny_model import TinyLlamaConfig, build_tiny_llama
-    from llm.qlora.train import DEFAULT_TARGET_MODULES
+    from llm.qlora.tiny_model import TinyLlamaConfig, build_random_adapter, build_tiny_llama
 
     kb = load_knowledge_base()
     texts = QUESTIONS + list(kb.intents) + [kb.answer(intent) for intent in kb.intents]
     config = TinyLlamaConfig(hidden_size=256, num_heads=4, intermediate_size=512, num_layers=2, dtype="bfloat16")
     base = build_tiny_llama(root / "tiny-llama", texts, config)
-    model = transformers.AutoModelForCausalLM.from_pretrained(base, dtype=torch.bfloat16)
-    lora = peft.LoraConfig(r=16, lora_alpha=32, target_modules=list(DEFAULT_TARGET_MODULES), task_type="CAUSAL_LM",
-                           init_lora_weights=False)  # random A and B: the adapter really changes the output
-    adapter = root / "adapter"
-    peft.get_peft_model(model, lora).save_pretrained(adapter)
-    transformers.AutoTokenizer.from_pretrained(base).save_pretrained(adapter)
-    return base, adapter
+    return base, build_random_adapter(base, root / "adapter", r=16, alpha=32)
 
 
 async def measure(adapter, label: str, rounds: int, concurrency: int) -> dict:
@@ -131,21 +123,23 @@ async def check_server(base: Path, adapter_dir: Path, args) -> dict:
     from llm.config import LLMSettings
 
     port = free_port()
+    api_key = secrets.token_hex(16)  # in the environment, as manifests/vllm/deployment.yaml passes it
     command = ["vllm", "serve", str(base), "--host", "127.0.0.1", "--port", str(port), "--enable-lora",
                "--lora-modules", f"banking={adapter_dir}", "--max-lora-rank", "16", "--max-loras", "1",
                "--max-model-len", "512", "--gpu-memory-utilization", str(args.gpu_memory_utilization),
                "--enforce-eager"]
     print("[vllm server] " + " ".join(command), flush=True)
     started = time.perf_counter()
-    server = await asyncio.create_subprocess_exec(*command)
+    server = await asyncio.create_subprocess_exec(*command, env={**os.environ, "VLLM_API_KEY": api_key})
     try:
         await wait_healthy(f"http://127.0.0.1:{port}/health", server, args.server_timeout_s)
         print(f"[vllm server] healthy in {time.perf_counter() - started:.1f} s", flush=True)
-        settings = LLMSettings(qlora_backend="vllm-server", vllm_server_url=f"http://127.0.0.1:{port}/v1")
-        adapter = QLoRAAdapter(settings)
+        url = f"http://127.0.0.1:{port}/v1"
+        await check_key_required(url)
+        adapter = QLoRAAdapter(LLMSettings(qlora_backend="vllm-server", vllm_server_url=url, vllm_api_key=api_key))
         await adapter.load()
         try:
-            return await measure(adapter, "vllm-server", args.rounds, args.concurrency)
+            return {**await measure(adapter, "vllm-server", args.rounds, args.concurrency), "api_key_required": True}
         finally:
             await adapter.aclose()
     finally:
@@ -156,6 +150,24 @@ async def check_server(base: Path, adapter_dir: Path, args) -> dict:
             except TimeoutError:
                 server.kill()
                 await server.wait()
+
+
+async def check_key_required(url: str) -> None:
+    """The server answers 401 to a request without the key, and the adapter reports why it cannot serve."""
+    from llm.adapters.qlora import QLoRAAdapter
+    from llm.config import LLMSettings
+
+    try:
+        status = await asyncio.to_thread(_status, f"{url}/models")
+    except urllib.error.HTTPError as exc:
+        status = exc.code
+    if status != 401:
+        raise RuntimeError(f"vllm serve answered {status} to a request without its API key, not 401")
+    keyless = QLoRAAdapter(LLMSettings(qlora_backend="vllm-server", vllm_server_url=url))
+    health = await keyless.health_check()
+    if health.healthy or "VLLM_API_KEY" not in health.reason:
+        raise RuntimeError(f"without VLLM_API_KEY the adapter should report the missing key: {health}")
+    print(f"[vllm server] refuses requests without the key (401): {health.reason}", flush=True)
 
 
 async def main() -> int:

@@ -3,7 +3,9 @@
 Like `vllm serve BASE --enable-lora --lora-modules banking=DIR`, it serves the base model under its path and the
 LoRA adapter as `banking`; it applies the tokenizer's chat template server-side (400 when there is none), stops
 at stop strings (excluded from the text) and answers in vLLM's documented response shapes for /v1/models,
-/v1/completions and /v1/chat/completions, with logprobs and usage.
+/v1/completions and /v1/chat/completions, with logprobs and usage. Like `vllm serve --api-key KEY`, when `api_key`
+is set every /v1 request must carry `Authorization: Bearer KEY`, or gets 401 {"error": "Unauthorized"}.
+Each request's raw bytes (request line, headers, body) are kept in `raw`, authorised or not.
 """
 
 from __future__ import annotations
@@ -38,13 +40,16 @@ class FakeVLLMServer:
     tokenizer: Any
     base_name: str
     lora_name: str = "banking"
-    requests: list[tuple[str, dict[str, Any]]] = field(default_factory=list)  # (path, JSON body)
+    api_key: str | None = None  # None: any key (or none) is accepted, as vLLM without --api-key
+    requests: list[tuple[str, dict[str, Any]]] = field(default_factory=list)  # (path, JSON body), authorised only
+    raw: list[bytes] = field(default_factory=list)  # every request as received: request line, headers, body
+    refused: int = 0  # requests answered 401
     completions: list[Completion] = field(default_factory=list)
     url: str = ""
     _runner: web.AppRunner | None = None
 
     async def start(self) -> str:
-        app = web.Application()
+        app = web.Application(middlewares=[self._record_and_authorise])
         app.router.add_get("/v1/models", self._models)
         app.router.add_post("/v1/completions", self._completion)
         app.router.add_post("/v1/chat/completions", self._chat)
@@ -59,6 +64,18 @@ class FakeVLLMServer:
     async def stop(self) -> None:
         if self._runner is not None:
             await self._runner.cleanup()
+
+    @web.middleware
+    async def _record_and_authorise(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        head = f"{request.method} {request.path_qs} HTTP/{request.version.major}.{request.version.minor}\r\n"
+        headers = b"".join(name + b": " + value + b"\r\n" for name, value in request.raw_headers)
+        self.raw.append(head.encode() + headers + b"\r\n" + await request.read())
+        if self.api_key is not None and request.path.startswith("/v1"):
+            scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+            if scheme.lower() != "bearer" or token != self.api_key:
+                self.refused += 1
+                return web.json_response({"error": "Unauthorized"}, status=401)
+        return await handler(request)
 
     async def _models(self, request: web.Request) -> web.Response:
         created = int(time.time())

@@ -6,6 +6,10 @@
 
 The model writes an intent label; the label is constrained to the valid ones, and the user sees the knowledge
 base's answer for it. vllm, bitsandbytes, transformers and peft are imported only when a backend loads.
+
+Every backend gets the redacted question (llm/redact.py, as Gemini does): card numbers, IBANs, accounts, e-mails
+and phones never reach a model server, its logs, or a GPU process. The vllm-server backend sends VLLM_API_KEY as
+its Bearer key (the server's `--api-key`).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from llm.errors import ModelUnavailableError
 from llm.knowledge_base import load_knowledge_base
 from llm.qlora.backend import QLoRABackend
 from llm.qlora.parsing import label_confidence, parse_intent
+from llm.redact import redact_with_counts
 
 
 def make_backend(settings: LLMSettings) -> QLoRABackend:
@@ -29,7 +34,8 @@ def make_backend(settings: LLMSettings) -> QLoRABackend:
     if settings.qlora_backend == "vllm-server":
         from llm.qlora.backend_server import ServerBackend
 
-        return ServerBackend(settings.vllm_server_url, timeout_s=settings.model_timeout_s)
+        return ServerBackend(settings.vllm_server_url, timeout_s=settings.model_timeout_s,
+                             api_key=settings.vllm_api_key)
     from llm.qlora.backend_transformers import TransformersBackend
 
     return TransformersBackend(settings.qlora_base_model, settings.qlora_adapter_path)
@@ -54,8 +60,9 @@ class QLoRAAdapter(ModelAdapter):
     async def _generate(self, prompt: str) -> GenerationResult:
         if not self._loaded:
             raise ModelUnavailableError(f"the qlora model ({self.backend.name} backend) is not loaded")
+        redacted, redactions = redact_with_counts(prompt)  # no backend ever sees personal data
         started = time.perf_counter()
-        raw = await self.backend.generate(prompt)
+        raw = await self.backend.generate(redacted)
         latency_ms = (time.perf_counter() - started) * 1000
         parsed = parse_intent(raw.text, self.knowledge_base.intents)
         return GenerationResult(
@@ -74,6 +81,7 @@ class QLoRAAdapter(ModelAdapter):
                 "label_match": parsed.match,
                 "tokens_per_s": raw.completion_tokens / (latency_ms / 1000) if latency_ms > 0 else None,
                 "knowledge_base_version": self.knowledge_base.version,
+                "redactions": redactions,
             },
         )
 

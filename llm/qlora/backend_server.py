@@ -2,7 +2,8 @@
 
     vllm serve BASE --enable-lora --lora-modules banking=ADAPTER_DIR   (manifests/vllm/)
 
-Called at VLLM_SERVER_URL with the model name `banking`. Chat completions are used, so the server applies the
+Called at VLLM_SERVER_URL with the model name `banking`, with VLLM_API_KEY as the Bearer key (a server started
+with `--api-key` answers 401 to any other). Chat completions are used, so the server applies the
 base model's chat template; a server whose model has no chat template answers 400, and the backend then switches
 to plain completions with the training's plain prompt.
 """
@@ -20,20 +21,23 @@ class ServerBackend:
     name = "vllm-server"
 
     def __init__(self, base_url: str, *, model: str = SERVED_LORA_NAME, timeout_s: float = 20.0,
-                 api_key: str = "EMPTY"):
+                 api_key: str | None = None):
         self.base_url = base_url.rstrip("/")
         self.model = model
         self.timeout_s = timeout_s
-        self.api_key = api_key  # vLLM accepts any key unless started with --api-key
+        self.api_key = api_key  # None: the server was started without --api-key, and accepts any key
         self.client: Any = None
         self.api = "chat"  # "chat" or "completions"
 
     async def load(self) -> None:
         openai = require("openai")
-        self.client = openai.AsyncOpenAI(base_url=self.base_url, api_key=self.api_key, timeout=self.timeout_s,
-                                         max_retries=0)
+        self.client = openai.AsyncOpenAI(base_url=self.base_url, api_key=self.api_key or "EMPTY",
+                                         timeout=self.timeout_s, max_retries=0)
         try:
             served = [m.id async for m in self.client.models.list()]
+        except openai.AuthenticationError as exc:
+            await self.aclose()
+            raise ModelUnavailableError(self._refused()) from exc
         except openai.APIError as exc:
             await self.aclose()
             raise ModelUnavailableError(f"vLLM server at {self.base_url} is unreachable: {exc}") from exc
@@ -60,8 +64,18 @@ class ServerBackend:
             return await self._completion(question)
         except openai.APIConnectionError as exc:
             raise ModelUnavailableError(f"vLLM server at {self.base_url} is unreachable: {exc}") from exc
+        except openai.AuthenticationError as exc:
+            raise ModelUnavailableError(self._refused()) from exc
         except openai.APIStatusError as exc:
             raise ModelResponseError(f"vLLM server answered {exc.status_code}: {exc.message}") from exc
+
+    def _refused(self) -> str:
+        """Why a 401 came back; the key itself is never part of the message."""
+        if self.api_key:
+            return (f"vLLM server at {self.base_url} refused VLLM_API_KEY (401 Unauthorized): set it to the key "
+                    "the server was started with (--api-key)")
+        return (f"vLLM server at {self.base_url} requires an API key (401 Unauthorized): set VLLM_API_KEY to "
+                "the key the server was started with (--api-key)")
 
     async def _chat(self, question: str) -> RawGeneration:
         response = await self.client.chat.completions.create(

@@ -1,7 +1,8 @@
 """A tiny, randomly initialised Llama with a locally trained byte-level BPE tokenizer and a simple chat template.
 
 It stands in for Llama 3.1-8B where neither the weights nor a GPU are at hand: the CPU tests train LoRA adapters
-on it, and scripts/gpu_check.py serves it through vLLM. Nothing is downloaded.
+on it, and scripts/gpu_check.py serves it through vLLM with a random adapter (build_random_adapter). Nothing is
+downloaded.
 """
 
 from __future__ import annotations
@@ -76,4 +77,20 @@ def build_tiny_llama(path: str | Path, texts: Iterable[str], config: TinyLlamaCo
     model = model.to(getattr(torch, config.dtype))
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     model.save_pretrained(path)
+    return path
+
+
+def build_random_adapter(base: str | Path, path: str | Path, *, r: int = 16, alpha: int = 32) -> Path:
+    """Writes a LoRA adapter with random A and B (so it really changes the output) and the base's tokenizer to
+    `path`: an adapter that loads and serves like a trained one, without the training."""
+    transformers = require("transformers")
+    peft = require("peft")
+    from llm.qlora.train import DEFAULT_TARGET_MODULES
+
+    model = transformers.AutoModelForCausalLM.from_pretrained(base, dtype="auto")
+    lora = peft.LoraConfig(r=r, lora_alpha=alpha, target_modules=list(DEFAULT_TARGET_MODULES), task_type="CAUSAL_LM",
+                           init_lora_weights=False)
+    path = Path(path)
+    peft.get_peft_model(model, lora).save_pretrained(path)
+    transformers.AutoTokenizer.from_pretrained(base).save_pretrained(path)
     return path
