@@ -1,12 +1,21 @@
-"""The one entry point to persistence: an async engine on SQLite or PostgreSQL, and the queries bankbot needs."""
+"""The one entry point to persistence: an async engine on SQLite or PostgreSQL, and the queries bankbot needs.
+
+Calls on a user's request path (the Slack de-duplication claim, rate-limit hits) are bounded by
+``request_timeout_s`` (1 s): past it the caller gets a TimeoutError at once and fails open, while the abandoned
+call finishes or is cleaned up in the background (an invalidated asyncpg connection takes up to 2 s more to
+close, which the caller must not wait for). On PostgreSQL every statement also has asyncpg's
+``command_timeout``, so nothing waits forever on a server that accepted a connection and went silent.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
+from collections.abc import Callable, Coroutine
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any, TypeVar
 
 from sqlalchemy import delete, event, insert, select, text
 from sqlalchemy.engine import make_url
@@ -23,19 +32,24 @@ from storage.request_log import RequestLog
 from storage.request_metrics import request_metrics
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 PING_TIMEOUT_S = 5.0
+REQUEST_PATH_TIMEOUT_S = 1.0  # a call a user waits on: past this the caller fails open
 SQLITE_BUSY_TIMEOUT_S = 30.0  # how long a writer waits for another connection's lock
 PG_CONNECT_TIMEOUT_S = 10.0
+PG_COMMAND_TIMEOUT_S = 30.0  # any one statement (migrations run on an engine of their own, without it)
 PRUNE_EVERY_S = 60.0  # how often one process deletes finished rate-limit windows and old event ids
 EVENT_RETENTION = timedelta(hours=1)  # processed Slack event ids kept this long (Slack retries for minutes)
 
 
-def make_engine(url: str) -> AsyncEngine:
-    """An async engine tuned per backend: SQLite gets WAL, foreign keys and a busy timeout."""
+def make_engine(url: str, *, command_timeout_s: float | None = PG_COMMAND_TIMEOUT_S) -> AsyncEngine:
+    """An async engine tuned per backend: SQLite gets WAL, foreign keys and a busy timeout; PostgreSQL gets
+    connect and statement timeouts."""
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
-        return create_async_engine(url, pool_pre_ping=True, connect_args={"timeout": PG_CONNECT_TIMEOUT_S})
+        return create_async_engine(url, pool_pre_ping=True, connect_args={
+            "timeout": PG_CONNECT_TIMEOUT_S, "command_timeout": command_timeout_s})
     in_memory = parsed.database in (None, "", ":memory:")
     engine = create_async_engine(
         url,
@@ -64,14 +78,16 @@ def make_engine(url: str) -> AsyncEngine:
 
 class Database:
     def __init__(self, url: str, *, buffer_limit: int = 10_000, flush_interval_s: float = 0.5,
-                 batch_size: int = 500):
+                 batch_size: int = 500, request_timeout_s: float = REQUEST_PATH_TIMEOUT_S):
         self.url = url
+        self.request_timeout_s = request_timeout_s
         self.engine = make_engine(url)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         self.request_log = RequestLog(self.engine, buffer_limit=buffer_limit,
                                       flush_interval_s=flush_interval_s, batch_size=batch_size)
         self._pruned_at = time.monotonic()
         self._housekeeping: asyncio.Task | None = None
+        self._abandoned: set[asyncio.Task] = set()  # bounded calls given up on, still cleaning up
 
     @property
     def dialect(self) -> str:
@@ -82,10 +98,18 @@ class Database:
     async def upgrade(self) -> None:
         """``alembic upgrade head`` on this database; creates a SQLite file's parent directory."""
         parsed = make_url(self.url)
-        if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        async with self.engine.begin() as conn:
-            await conn.run_sync(upgrade_on)
+        if parsed.get_backend_name() == "sqlite":
+            if parsed.database not in (None, "", ":memory:"):
+                Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            async with self.engine.begin() as conn:  # in memory, only this engine sees the database
+                await conn.run_sync(upgrade_on)
+            return
+        engine = make_engine(self.url, command_timeout_s=None)  # a migration may rewrite a big table
+        try:
+            async with engine.begin() as conn:
+                await conn.run_sync(upgrade_on)
+        finally:
+            await engine.dispose()
 
     async def truncate_all(self) -> None:
         """Delete every row of every table (alembic_version excepted)."""
@@ -105,15 +129,30 @@ class Database:
                 await conn.execute(text("SELECT 1"))
 
         try:
-            await asyncio.wait_for(probe(), timeout=PING_TIMEOUT_S)
+            await self._bounded(probe(), PING_TIMEOUT_S)
         except Exception:  # noqa: BLE001
             return False
         return True
+
+    async def _bounded(self, call: Coroutine[Any, Any, T], timeout_s: float | None = None) -> T:
+        """``call``'s result, or TimeoutError after ``timeout_s`` (default ``request_timeout_s``) without
+        waiting for the abandoned call to clean up: it is cancelled and finishes in the background."""
+        task = asyncio.ensure_future(call)
+        try:
+            return await asyncio.wait_for(asyncio.shield(task), timeout_s or self.request_timeout_s)
+        except BaseException:
+            if not task.done():
+                task.cancel()
+                self._abandoned.add(task)
+                task.add_done_callback(_forget(self._abandoned))
+            raise
 
     async def aclose(self) -> None:
         """Flush the request log (best effort) and release every connection."""
         if self._housekeeping and not self._housekeeping.done():
             self._housekeeping.cancel()
+        if self._abandoned:  # cancelled already; their connections' clean-up is bounded (2 s on asyncpg)
+            await asyncio.gather(*self._abandoned, return_exceptions=True)
         try:
             await self.request_log.aclose()
         finally:
@@ -177,12 +216,17 @@ class Database:
     # -- Slack event de-duplication -------------------------------------------------------------------
 
     async def claim_event(self, event_id: str) -> bool:
-        """True for the first claim of ``event_id`` across every process and replica, False afterwards."""
+        """True for the first claim of ``event_id`` across every process and replica, False afterwards.
+        TimeoutError after ``request_timeout_s`` (a user waits on it)."""
         statement = (self._insert(ProcessedEvent).values(event_id=event_id, created_at=utcnow())
                      .on_conflict_do_nothing(index_elements=[ProcessedEvent.event_id])
                      .returning(ProcessedEvent.event_id))
-        async with self.engine.begin() as conn:
-            claimed = (await conn.execute(statement)).first() is not None
+
+        async def claim() -> bool:
+            async with self.engine.begin() as conn:
+                return (await conn.execute(statement)).first() is not None
+
+        claimed = await self._bounded(claim())
         self._schedule_housekeeping()
         return claimed
 
@@ -201,9 +245,13 @@ class Database:
     # -- rate limits (fixed windows shared by every replica) ------------------------------------------
 
     async def hit_rate_limit(self, key: str, window_s: int, limit: int) -> RateDecision:
-        """Count one hit of ``key`` in the current ``window_s`` window; refused past ``limit`` hits."""
-        async with self.engine.begin() as conn:
-            decision = await rate_limits.hit(conn, self._insert, key, window_s, limit, time.time())
+        """Count one hit of ``key`` in the current ``window_s`` window; refused past ``limit`` hits.
+        TimeoutError after ``request_timeout_s`` (a user waits on it)."""
+        async def hit() -> RateDecision:
+            async with self.engine.begin() as conn:
+                return await rate_limits.hit(conn, self._insert, key, window_s, limit, time.time())
+
+        decision = await self._bounded(hit())
         self._schedule_housekeeping()
         return decision
 
@@ -236,3 +284,13 @@ class Database:
     def _insert(self, model: type[Base]):
         """The dialect's INSERT, which has ``on_conflict_do_*`` on both PostgreSQL and SQLite."""
         return dialect_insert(self.dialect, model)
+
+
+def _forget(tasks: set[asyncio.Task]) -> Callable[[asyncio.Task], None]:
+    """A done-callback that drops a finished task from ``tasks`` and retrieves its outcome (no warning)."""
+    def done(task: asyncio.Task) -> None:
+        tasks.discard(task)
+        if not task.cancelled():
+            task.exception()
+
+    return done

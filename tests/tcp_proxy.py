@@ -6,16 +6,21 @@ In tests::
         url = proxy.rewrite(postgres_url)              # the same database, through the proxy
         await proxy.cut()                              # every connection closed, new ones refused
         await proxy.restore()                          # accepting and relaying again, on the same port
+        proxy.black_hole()                             # connections accepted, nothing relayed either way
+        await proxy.restore()                          # what was held back flows again
 
 From a shell (e.g. a benchmark script)::
 
     python -m tests.tcp_proxy --listen 6543 --target 127.0.0.1:5432 &
     kill -USR1 $!   # cut
     kill -USR2 $!   # restore
+    kill -HUP $!    # black hole
     kill $!         # stop
 
 While cut, the listening socket is closed, so clients get "connection refused" at once, as from a
-database server that is down.
+database server that is down. While black-holed, new connections are accepted and bytes are read but held
+back (in both directions, on old connections too), as from a server that hangs or a network that drops
+packets: only a client-side timeout ends a wait. ``restore`` lets the held bytes through.
 """
 
 from __future__ import annotations
@@ -41,6 +46,12 @@ class TcpProxy:
         self._server: asyncio.Server | None = None
         self._pairs: set[tuple[asyncio.StreamWriter, asyncio.StreamWriter]] = set()
         self._tasks: set[asyncio.Task] = set()
+        self._flowing = asyncio.Event()  # cleared while black-holed
+        self._flowing.set()
+
+    @property
+    def is_black_holed(self) -> bool:
+        return not self._flowing.is_set()
 
     async def start(self) -> TcpProxy:
         self._server = await asyncio.start_server(self._accept, self.host, self.port, reuse_address=True)
@@ -49,8 +60,10 @@ class TcpProxy:
         return self
 
     async def cut(self) -> None:
-        """Close every relayed connection abruptly and refuse new ones until ``restore``."""
+        """Close every relayed connection abruptly and refuse new ones until ``restore`` (ends a black hole:
+        the connections it held are closed too)."""
         self.is_cut = True
+        self._flowing.set()
         if self._server is not None:
             self._server.close()
             self._server = None
@@ -60,8 +73,13 @@ class TcpProxy:
         self._pairs.clear()
         await asyncio.sleep(0)  # let the relay tasks see their closed transports
 
+    def black_hole(self) -> None:
+        """Accept connections but relay nothing, on new and existing connections, until ``restore``."""
+        self._flowing.clear()
+
     async def restore(self) -> None:
-        """Listen again on the same port."""
+        """Listen again on the same port, and relay again what a black hole held back."""
+        self._flowing.set()
         if self._server is None:
             await self.start()
 
@@ -88,6 +106,10 @@ class TcpProxy:
             client_writer.transport.abort()
             return
         self.connections += 1
+        await self._flowing.wait()  # black-holed: accepted, but the target never hears of it
+        if self.is_cut:
+            client_writer.transport.abort()
+            return
         try:
             upstream_reader, upstream_writer = await asyncio.open_connection(*self.target)
         except OSError:
@@ -95,8 +117,8 @@ class TcpProxy:
             return
         pair = (client_writer, upstream_writer)
         self._pairs.add(pair)
-        pumps = [asyncio.create_task(_pump(client_reader, upstream_writer)),
-                 asyncio.create_task(_pump(upstream_reader, client_writer))]
+        pumps = [asyncio.create_task(_pump(client_reader, upstream_writer, self._flowing)),
+                 asyncio.create_task(_pump(upstream_reader, client_writer, self._flowing))]
         self._tasks.update(pumps)
         try:
             await asyncio.wait(pumps, return_when=asyncio.FIRST_COMPLETED)  # one side closed: close both
@@ -110,9 +132,10 @@ class TcpProxy:
             upstream_writer.transport.abort()
 
 
-async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, flowing: asyncio.Event) -> None:
     with contextlib.suppress(OSError, asyncio.IncompleteReadError):
         while data := await reader.read(CHUNK):
+            await flowing.wait()  # a black hole holds the bytes back
             writer.write(data)
             await writer.drain()
 
@@ -131,9 +154,11 @@ async def _serve(listen_port: int, target: str) -> None:
 
     loop.add_signal_handler(signal.SIGUSR1, control, proxy.cut)
     loop.add_signal_handler(signal.SIGUSR2, control, proxy.restore)
+    loop.add_signal_handler(signal.SIGHUP, proxy.black_hole)
     for stop_signal in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(stop_signal, stop.set)
-    print(f"tcp_proxy: 127.0.0.1:{proxy.port} -> {target} (SIGUSR1 cut, SIGUSR2 restore)", flush=True)
+    print(f"tcp_proxy: 127.0.0.1:{proxy.port} -> {target} (SIGUSR1 cut, SIGUSR2 restore, SIGHUP black hole)",
+          flush=True)
     await stop.wait()
     await proxy.aclose()
 
