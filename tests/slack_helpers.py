@@ -15,8 +15,9 @@ import aiohttp
 from aiohttp.test_utils import TestServer
 from slack_sdk.signature import SignatureVerifier
 
+from bot.inflight import SlackWork
 from bot.runtime import Runtime
-from bot.server import build_web_app
+from bot.server import SLACK_WORK, build_web_app
 from bot.settings import Settings
 from tests.fake_slack import BOT_USER_ID, TEAM_ID, FakeSlack
 from tests.scripted import Scripted, ScriptedAdapter, builders
@@ -65,6 +66,16 @@ class SlackHarness:
     http: aiohttp.ClientSession
     custom: ScriptedAdapter
     gemini: ScriptedAdapter
+    work: SlackWork | None = None  # the listener tasks running after their ack
+
+    async def settled(self, within_s: float = 30.0) -> None:
+        """Wait until no Slack listener is running. Listener tasks start in the order their events were
+        acknowledged, so after a later event was answered, every earlier event's listener has started."""
+        deadline = time.monotonic() + within_s
+        while self.work.in_flight:
+            assert time.monotonic() < deadline, f"{self.work.in_flight} Slack listeners still running"
+            await asyncio.wait(set(self.work.tasks), timeout=max(deadline - time.monotonic(), 0))
+            await asyncio.sleep(0)
 
     async def post_event(self, event: dict[str, Any], *, event_id: str | None = None, retry: int | None = None,
                          **sign: Any) -> aiohttp.ClientResponse:
@@ -102,11 +113,13 @@ async def slack_harness(*, custom: ScriptedAdapter | None = None, gemini: Script
                   llm_model_version="custom", fallback_order="custom,gemini", benchmark_every_n=0,
                   benchmark_sample=4) | settings
     runtime = await Runtime.create(Settings(**values), builders=builders(custom, gemini))
-    server = TestServer(build_web_app(runtime), host="127.0.0.1")
+    web_app = build_web_app(runtime)
+    server = TestServer(web_app, host="127.0.0.1")
     await server.start_server()
     http = aiohttp.ClientSession()
     try:
-        yield SlackHarness(fake, runtime, str(server.make_url("")).rstrip("/"), http, custom, gemini)
+        yield SlackHarness(fake, runtime, str(server.make_url("")).rstrip("/"), http, custom, gemini,
+                           web_app.get(SLACK_WORK))
     finally:
         await http.close()
         await server.close()
