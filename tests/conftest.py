@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.clock import frozen_clock  # noqa: F401 - fixture: the storage tests' hand-moved wall clock
 from tests.storage_helpers import fresh_postgres_database, migrated_database
 
 REPO = Path(__file__).resolve().parent.parent

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC
 
 import pytest
+from sqlalchemy import select
 
 from storage.database import Database
+from storage.models import Lease
+from tests.clock import FrozenClock
 
 
 async def test_only_one_holder_gets_the_lease(database):
@@ -15,18 +19,29 @@ async def test_only_one_holder_gets_the_lease(database):
     assert await database.acquire_lease("other", "replica-b", ttl_s=60) is True  # leases are independent
 
 
-async def test_the_holder_renews_its_own_lease(database):
-    assert await database.acquire_lease("bench", "replica-a", ttl_s=0.3) is True
-    await asyncio.sleep(0.2)
-    assert await database.acquire_lease("bench", "replica-a", ttl_s=0.3) is True  # renewed: expires 0.3 s later
-    await asyncio.sleep(0.2)  # past the first expiry, within the renewed one
-    assert await database.acquire_lease("bench", "replica-b", ttl_s=60) is False
+async def expiry(database: Database, name: str) -> float:
+    async with database.engine.connect() as conn:
+        expires_at = (await conn.execute(select(Lease.expires_at).where(Lease.name == name))).scalar_one()
+    return expires_at.timestamp() if expires_at.tzinfo else expires_at.replace(tzinfo=UTC).timestamp()
 
 
-async def test_an_expired_lease_can_be_taken_over(database):
-    assert await database.acquire_lease("bench", "crashed-replica", ttl_s=0.1) is True
+async def test_the_holder_renews_its_own_lease(database, frozen_clock: FrozenClock):
+    assert await database.acquire_lease("bench", "replica-a", ttl_s=30) is True
+    assert await expiry(database, "bench") == frozen_clock.now + 30
+    frozen_clock.advance(20)
+    assert await database.acquire_lease("bench", "replica-a", ttl_s=30) is True  # renewed: expires 30 s later
+    assert await expiry(database, "bench") == frozen_clock.now + 30
+    frozen_clock.advance(20)  # past the first expiry, within the renewed one
     assert await database.acquire_lease("bench", "replica-b", ttl_s=60) is False
-    await asyncio.sleep(0.15)
+    frozen_clock.advance(10.001)  # past the renewed expiry
+    assert await database.acquire_lease("bench", "replica-b", ttl_s=60) is True
+
+
+async def test_an_expired_lease_can_be_taken_over(database, frozen_clock: FrozenClock):
+    assert await database.acquire_lease("bench", "crashed-replica", ttl_s=10) is True
+    frozen_clock.advance(9.999)
+    assert await database.acquire_lease("bench", "replica-b", ttl_s=60) is False
+    frozen_clock.advance(0.002)
     assert await database.acquire_lease("bench", "replica-b", ttl_s=60) is True
     await database.release_lease("bench", "crashed-replica")  # too late: it no longer holds it, nothing happens
     assert await database.acquire_lease("bench", "replica-c", ttl_s=60) is False

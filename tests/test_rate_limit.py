@@ -11,33 +11,32 @@ import pytest
 from bot.rate_limit import RateLimiter
 from storage.database import Database
 from storage.models import RateLimitCounter
+from tests.clock import FrozenClock
 from tests.storage_helpers import settle_aiosqlite_threads  # noqa: F401 - fixture
 from tests.tcp_proxy import TcpProxy
 
 
 @pytest.fixture(autouse=True)
-async def same_minute():
-    """Tests that count within one-minute windows start at least 5 s before a minute ends (so none splits)."""
-    left = 60 - time.time() % 60
-    if left < 5:
-        await asyncio.sleep(left + 0.05)
+def clock(frozen_clock: FrozenClock) -> FrozenClock:
+    """Every Database here reads this clock (tests/clock.py): windows split only where a test moves it."""
+    return frozen_clock
 
 
-async def test_allows_up_to_the_limit_then_refuses_with_retry_after(database):
+async def test_allows_up_to_the_limit_then_refuses_with_retry_after(database, clock):
     decisions = [await database.hit_rate_limit("slack:U1", window_s=60, limit=3) for _ in range(5)]
     assert [(d.allowed, d.count) for d in decisions] == [(True, 1), (True, 2), (True, 3), (False, 4), (False, 5)]
     assert all(d.retry_after_s == 0 for d in decisions[:3])
-    assert all(0 < d.retry_after_s <= 60 for d in decisions[3:])
+    assert all(d.retry_after_s == 60 - clock.now % 60 for d in decisions[3:])  # until the minute's window ends
     assert (await database.hit_rate_limit("slack:U2", window_s=60, limit=3)).allowed  # keys are independent
 
 
-async def test_a_new_window_starts_a_new_count(database):
-    await asyncio.sleep(1 - time.time() % 1 + 0.02)  # just past a whole second: both hits in one 1 s window
-    first = await database.hit_rate_limit("k", window_s=1, limit=1)
-    refused = await database.hit_rate_limit("k", window_s=1, limit=1)
-    assert first.allowed and not refused.allowed and 0 < refused.retry_after_s <= 1
-    await asyncio.sleep(refused.retry_after_s + 0.02)
-    again = await database.hit_rate_limit("k", window_s=1, limit=1)
+async def test_a_new_window_starts_a_new_count(database, clock):
+    first = await database.hit_rate_limit("k", window_s=60, limit=1)
+    clock.advance(39)
+    refused = await database.hit_rate_limit("k", window_s=60, limit=1)  # 0.75 s before the window ends
+    assert first.allowed and not refused.allowed and refused.retry_after_s == pytest.approx(0.75)
+    clock.advance(refused.retry_after_s)
+    again = await database.hit_rate_limit("k", window_s=60, limit=1)
     assert again.allowed and again.count == 1
 
 
@@ -52,10 +51,11 @@ async def test_the_count_is_shared_across_replicas(database, database_url):
         await replica.aclose()
 
 
-async def test_finished_windows_are_pruned(database):
+async def test_finished_windows_are_pruned(database, clock):
     await database.hit_rate_limit("old", window_s=1, limit=5)
     await database.hit_rate_limit("current", window_s=3600, limit=5)
-    await asyncio.sleep(1.05)
+    assert await database.prune_rate_limits() == 0  # both windows are still open
+    clock.advance(1)
     assert await database.prune_rate_limits() == 1
     async with database.sessions() as session:
         keys = (await session.scalars(RateLimitCounter.__table__.select().with_only_columns(
