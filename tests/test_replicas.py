@@ -10,6 +10,7 @@ import asyncio
 import signal
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 
 import asyncpg
@@ -23,7 +24,8 @@ from llm.errors import BenchmarkBusyError
 from llm.factory import ModelFactory
 from llm.pipeline import BankingLLMPipeline, PipelineOptions, RequestContext
 from storage.database import Database
-from storage.models import RequestRecord
+from storage.models import Lease, RequestRecord
+from tests.clock import FrozenClock
 from tests.scripted import Scripted, ScriptedAdapter, builders
 from tests.tcp_proxy import TcpProxy
 
@@ -52,9 +54,10 @@ def pipeline_on(db: Database, *names: str, poll_s: float = 0.2) -> BankingLLMPip
     return pipeline
 
 
-async def eventually(condition, timeout_s: float = 2.0) -> bool:
+async def eventually(condition, timeout_s: float = 30.0) -> bool:
+    """Poll `condition` (a function, or a coroutine function) until it is truthy; False past a generous deadline."""
     deadline = time.monotonic() + timeout_s
-    while not condition():
+    while not (await result if asyncio.iscoroutine(result := condition()) else result):
         if time.monotonic() > deadline:
             return False
         await asyncio.sleep(0.02)
@@ -74,7 +77,7 @@ async def test_a_switch_on_one_replica_is_followed_by_the_other(replicas):
         await b.start()
         assert (a.active_model, b.active_model) == ("custom", "custom")
         assert (await a.switch_model("gemini", by="U_ADMIN")).ok
-        assert await eventually(lambda: b.active_model == "gemini"), "replica B did not follow within 2 s"
+        assert await eventually(lambda: b.active_model == "gemini"), "replica B did not follow the switch"
         assert (await b.generate("Where is my card?")).model == "gemini"
     finally:
         await a.aclose()
@@ -142,12 +145,12 @@ async def test_answers_keep_coming_while_the_database_is_down_and_rows_land_afte
             await proxy.cut()
             answers = [await pipeline.generate(f"question during outage {i}") for i in range(20)]
             assert [a.text for a in answers] == ["answer from custom"] * 20
-            await asyncio.sleep(0.2)  # the writer tries, fails and backs off
-            assert db.request_log.pending == 20 and db.request_log.last_error
+            assert await eventually(lambda: db.request_log.last_error)  # the writer tries, fails and backs off
+            assert db.request_log.pending == 20
             assert await stored_requests(counter) == 5
 
             await proxy.restore()
-            assert await eventually(lambda: db.request_log.pending == 0, timeout_s=15)
+            assert await eventually(lambda: db.request_log.pending == 0)
             assert await stored_requests(counter) == 25 == pipeline.request_count
             assert db.request_log.dropped == 0 and db.request_log.last_error is None
         finally:
@@ -169,7 +172,7 @@ async def test_a_tiny_buffer_drops_exactly_the_overflow_while_the_database_is_do
             await db.request_log.flush()  # fails: the rows stay buffered
             assert (db.request_log.pending, db.request_log.dropped) == (4, 7)
             await proxy.restore()
-            assert await eventually(lambda: db.request_log.pending == 0, timeout_s=15)
+            assert await eventually(lambda: db.request_log.pending == 0)
             assert await stored_requests(counter) == 4
             async with counter.engine.connect() as conn:
                 kept = (await conn.execute(select(RequestRecord.request_id))).scalars().all()
@@ -196,26 +199,45 @@ async def test_the_proxy_as_a_process_is_cut_and_restored_by_signals(postgres_ur
             finally:
                 await conn.close()
 
+        async def refused() -> bool:
+            try:
+                await select_one()
+            except OSError:
+                return True
+            return False
+
+        async def answers() -> bool:
+            return not await refused()
+
         assert await select_one() == 1
         process.send_signal(signal.SIGUSR1)
-        await asyncio.sleep(0.2)
-        with pytest.raises(OSError):
-            await select_one()
+        assert await eventually(refused), "the proxy kept relaying after SIGUSR1"
         process.send_signal(signal.SIGUSR2)
-        await asyncio.sleep(0.2)
+        assert await eventually(answers), "the proxy did not relay again after SIGUSR2"
         assert await select_one() == 1
     finally:
         process.terminate()
         assert await asyncio.wait_for(process.wait(), 10) is not None
 
 
-async def test_a_long_benchmark_renews_its_lease_past_the_ttl(replicas, tmp_path):
+async def lease_expiry(db: Database) -> datetime | None:
+    async with db.engine.connect() as conn:
+        return (await conn.execute(select(Lease.expires_at).where(Lease.name == LEASE_NAME))).scalar_one_or_none()
+
+
+async def _renewed(db: Database, until: datetime) -> bool:
+    return await lease_expiry(db) == until
+
+
+async def test_a_long_benchmark_renews_its_lease_past_the_ttl(replicas, tmp_path, frozen_clock: FrozenClock):
     db_a, db_b = replicas
     gate = asyncio.Event()
     runner = runner_on(db_a, tmp_path, gate, "a")
-    runner.lease_ttl_s, runner.lease_renew_s = 0.3, 0.05
+    runner.lease_ttl_s, runner.lease_renew_s = 60, 0.01  # renewals come often; the database's clock is moved
     task = asyncio.create_task(runner.run(sample=2, trigger="manual"))
-    await asyncio.sleep(0.6)  # twice the TTL: without renewal the lease would have expired
+    for _ in range(3):  # 3 x 40 s: twice the TTL, so without renewal the lease would have expired
+        assert await eventually(lambda: _renewed(db_b, frozen_clock.later(60))), "the lease was not renewed"
+        frozen_clock.advance(40)
     assert not task.done()
     assert not await db_b.acquire_lease(LEASE_NAME, "replica-b", ttl_s=60)
     gate.set()
