@@ -48,6 +48,11 @@ class CircuitBreaker:
         self._opened_at = None
         self._trial_started_at = None
 
+    def record_neutral(self) -> None:
+        """A call that says nothing about the model's health (it rejected one prompt): a half-open trial ends,
+        the failure count stays as it is."""
+        self._trial_started_at = None
+
     def record_failure(self) -> None:
         self._trial_started_at = None
         self.consecutive_failures += 1

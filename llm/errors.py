@@ -6,6 +6,8 @@ from __future__ import annotations
 class LLMError(Exception):
     """Base of every error raised by the llm package."""
 
+    model_fault: bool = True  # counts against the model's circuit breaker (transport, timeout, 5xx, ...)
+
 
 class ModelUnavailableError(LLMError):
     """A model cannot serve at all (missing checkpoint, no API key, missing GPU package)."""
@@ -15,8 +17,28 @@ class ModelResponseError(LLMError):
     """A model answered, but the answer could not be used (malformed output, bad status)."""
 
 
+class AnswerRejectedError(ModelResponseError):
+    """The model answered this one prompt unusably: a safety block, or malformed output.
+
+    The request falls back, but the model is not at fault for everyone: the circuit breaker does not count it."""
+
+    model_fault = False
+
+
+class ModelTimeoutError(LLMError):
+    """A model call ran past its timeout."""
+
+
+class CircuitOpenError(LLMError):
+    """The model was skipped: its circuit breaker is open."""
+
+
 class UnknownModelError(LLMError, ValueError):
     """A model name or version string that no adapter is registered for."""
+
+
+class UnsupportedVersionError(UnknownModelError):
+    """A version string of a known model that its adapter cannot serve; the message lists the ones it can."""
 
 
 class InvalidPromptError(LLMError, ValueError):

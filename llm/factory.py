@@ -7,6 +7,7 @@ import importlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from llm.errors import UnsupportedVersionError
 from llm.model_names import DEFAULT_VERSIONS, resolve_model_name
 
 if TYPE_CHECKING:
@@ -34,6 +35,8 @@ class ModelFactory:
         self._builders: dict[str, AdapterBuilder | str] = dict(builders or BUILTIN_ADAPTERS)
         self._instances: dict[str, ModelAdapter] = {}
         self._locks: dict[str, asyncio.Lock] = {}
+        self._built_as: dict[str, str] = {}  # name -> the version string its instance was built for
+        self._retired: list[ModelAdapter] = []  # instances replaced by another version of the same model
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -50,28 +53,52 @@ class ModelFactory:
         """The instances made so far (none is created by asking)."""
         return dict(self._instances)
 
+    async def builder(self, name: str) -> AdapterBuilder:
+        """The builder of `name`; an adapter module (and the SDK it imports) is imported in a worker thread."""
+        builder = self._builders[name]
+        if isinstance(builder, str):
+            builder = self._builders[name] = await asyncio.to_thread(_import_builder, builder)
+        return builder
+
+    async def check_version(self, name_or_version: str) -> tuple[str, str | None]:
+        """(name, version or None for a bare name). A version string its adapter cannot serve raises
+        UnsupportedVersionError listing the ones it can, so nobody is told "switched" while another one serves."""
+        name = self.resolve(name_or_version)
+        version = name_or_version.strip().lower()
+        if version == name:
+            return name, None
+        servable = getattr(await self.builder(name), "servable_versions", None)
+        if servable is not None:
+            versions = servable(self.settings)
+            if version not in versions:
+                raise UnsupportedVersionError(f"{name} cannot serve {name_or_version!r}; it serves "
+                                              f"{', '.join(versions)}")
+        return name, version
+
     async def get(self, name_or_version: str) -> ModelAdapter:
-        """The one instance of that model, created and loaded on first use.
+        """The one instance of that model, created and loaded on first use (a bare name takes the instance
+        there is, whatever its version; a version string replaces an instance of another version).
 
         Concurrent first calls share one load. A load that fails is not cached, so a later call retries
         (for example after `bankbot train custom`).
         """
-        name = self.resolve(name_or_version)
-        if name in self._instances:
+        name, version = await self.check_version(name_or_version)
+        if name in self._instances and version in (None, self._built_as[name]):
             return self._instances[name]
         lock = self._locks.setdefault(name, asyncio.Lock())
         async with lock:
-            if name not in self._instances:
-                builder = self._builders[name]
-                if isinstance(builder, str):
-                    builder = _import_builder(builder)
-                version = name_or_version if name_or_version != name else None
-                adapter = builder(self.settings, version)
+            current = self._instances.get(name)
+            if current is None or version not in (None, self._built_as[name]):
+                adapter = (await self.builder(name))(self.settings, version)
                 await adapter.load()
+                if current is not None and current is not adapter:
+                    self._retired.append(current)  # requests may still run on it; closed with the factory
                 self._instances[name] = adapter
+                self._built_as[name] = version or adapter.version.lower()
         return self._instances[name]
 
     async def aclose(self) -> None:
-        for adapter in self._instances.values():
+        for adapter in [*self._retired, *self._instances.values()]:
             await adapter.aclose()
         self._instances.clear()
+        self._retired.clear()

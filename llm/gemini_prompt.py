@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from google.genai import types
 
 from llm.adapters.base import OUT_OF_SCOPE
-from llm.errors import ModelResponseError
+from llm.errors import AnswerRejectedError
 from llm.knowledge_base import KnowledgeBase
 
 PLACEHOLDERS = "[CARD], [IBAN], [ACCOUNT], [SORT_CODE], [EMAIL], [PHONE]"
@@ -61,22 +61,22 @@ class Reply:
 
 
 def parse_reply(text: str | None, intents: Collection[str]) -> Reply:
-    """The model's JSON reply, checked field by field; anything unusable raises ModelResponseError."""
+    """The model's JSON reply, checked field by field; anything unusable raises AnswerRejectedError (that prompt falls back; the model's breaker does not count it)."""
     if not text or not text.strip():
-        raise ModelResponseError("empty reply")
+        raise AnswerRejectedError("empty reply")
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise ModelResponseError(f"malformed JSON reply ({exc.msg} at char {exc.pos}): {text[:80]!r}") from None
+        raise AnswerRejectedError(f"malformed JSON reply ({exc.msg} at char {exc.pos}): {text[:80]!r}") from None
     if not isinstance(data, dict):
-        raise ModelResponseError(f"reply is not a JSON object: {text[:80]!r}")
+        raise AnswerRejectedError(f"reply is not a JSON object: {text[:80]!r}")
     intent, confidence, answer = data.get("intent"), data.get("confidence"), data.get("answer")
     if intent != OUT_OF_SCOPE and intent not in intents:
-        raise ModelResponseError(f"reply has an unknown intent {intent!r}")
+        raise AnswerRejectedError(f"reply has an unknown intent {intent!r}")
     if isinstance(confidence, bool) or not isinstance(confidence, int | float) or not math.isfinite(confidence):
-        raise ModelResponseError(f"reply has no numeric confidence: {confidence!r}")
+        raise AnswerRejectedError(f"reply has no numeric confidence: {confidence!r}")
     if not isinstance(answer, str) or not answer.strip():
-        raise ModelResponseError("reply has no answer text")
+        raise AnswerRejectedError("reply has no answer text")
     return Reply(intent, min(1.0, max(0.0, float(confidence))), answer.strip())
 
 

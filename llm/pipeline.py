@@ -13,8 +13,10 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from llm.calls import OK, ModelCall, failed_call
 from llm.circuit_breaker import CircuitBreaker
-from llm.errors import AllModelsFailedError, InvalidPromptError, LLMError
+from llm.errors import AllModelsFailedError, CircuitOpenError, InvalidPromptError, LLMError, ModelTimeoutError
+from llm.live_metrics import LiveMetrics
 from llm.redact import redact
 from llm.switching import ModelSwitcher
 
@@ -73,6 +75,7 @@ class BankingLLMPipeline:
         self.fallbacks = 0
         self.benchmark_task: asyncio.Task | None = None
         self.request_listeners: list[Callable[[dict[str, Any]], None]] = []  # e.g. Prometheus, JSON logs
+        self.live = LiveMetrics()  # per-model figures from the call records (what users' requests met)
 
     @property
     def active_model(self) -> str:
@@ -95,22 +98,28 @@ class BankingLLMPipeline:
         context = context or RequestContext()
         prompt = self._validate(prompt)
         failures: dict[str, str] = {}
+        calls: list[ModelCall] = []
         started = time.perf_counter()
         try:
             for name in self.chain():
+                role = "fallback" if calls else "primary"
+                call_started = time.perf_counter()
                 try:
                     result = await self._call(name, prompt)
                 except Exception as exc:  # noqa: BLE001 - every failure moves down the chain
+                    calls.append(failed_call(name, exc, _ms_since(call_started), role))
                     failures[name] = _reason(exc)
                     log.warning("model %s failed for request %s: %s", name, context.request_id, failures[name])
                     continue
+                calls.append(ModelCall(name, OK, _ms_since(call_started), role, model_version=result.model_version))
                 fallback_from = next(iter(failures), None)
                 self.fallbacks += fallback_from is not None
-                result = replace(result, fallback_from=fallback_from, request_id=context.request_id)
-                self._record(context, prompt, result=result)
+                result = replace(result, fallback_from=fallback_from, request_id=context.request_id,
+                                 latency_ms=_ms_since(started), model_latency_ms=result.latency_ms)
+                self._record(context, prompt, calls, result=result)
                 return result
             error = AllModelsFailedError(failures)
-            self._record(context, prompt, error=str(error), latency_ms=(time.perf_counter() - started) * 1000)
+            self._record(context, prompt, calls, error=str(error), latency_ms=_ms_since(started))
             raise error
         finally:
             self._count_request()
@@ -125,20 +134,25 @@ class BankingLLMPipeline:
         return text
 
     async def _call(self, name: str, prompt: str) -> GenerationResult:
+        """One model call. Model faults (transport, timeout, 5xx, cannot load) count against its breaker;
+        an answer rejected for this one prompt (a safety block, malformed output) does not."""
         breaker = self.breaker(name)
         if not breaker.allows_call():
-            raise LLMError(f"circuit open after {breaker.consecutive_failures} failures; "
-                           f"retry in {breaker.retry_in_s():.0f}s")
+            raise CircuitOpenError(f"circuit open after {breaker.consecutive_failures} failures; "
+                                   f"retry in {breaker.retry_in_s():.0f}s")
         try:
-            adapter = await self.factory.get(name)
+            adapter = await self.factory.get(self.switcher.version_of(name))
             timeout = self._timeout(name, adapter)
             try:
                 async with asyncio.timeout(timeout):  # no extra task per call, unlike wait_for on 3.11
                     result = await adapter.generate(prompt)
             except TimeoutError:
-                raise LLMError(f"timed out after {timeout:g}s") from None
-        except Exception:
-            breaker.record_failure()
+                raise ModelTimeoutError(f"timed out after {timeout:g}s") from None
+        except Exception as exc:
+            if getattr(exc, "model_fault", True):
+                breaker.record_failure()
+            else:
+                breaker.record_neutral()
             raise
         breaker.record_success()
         return result
@@ -148,20 +162,25 @@ class BankingLLMPipeline:
             return self.options.timeouts[name]
         return min(self.options.timeout_s, adapter.default_timeout_s)
 
-    def _record(self, context: RequestContext, prompt: str, *, result: GenerationResult | None = None,
-                error: str | None = None, latency_ms: float | None = None) -> None:
+    def _record(self, context: RequestContext, prompt: str, calls: list[ModelCall], *,
+                result: GenerationResult | None = None, error: str | None = None,
+                latency_ms: float | None = None) -> None:
+        """One request row (latency_ms: what the user waited; model_latency_ms: the answering model's own time)
+        with one record per model call, for the request log and every listener."""
         row: dict[str, Any] = {
             "created_at": datetime.now(UTC), "request_id": context.request_id, "source": context.source,
             "user_hash": self._hash_user(context.user_id), "error": error,
             "message": redact(prompt) if self.options.store_messages else None,
+            "calls": [call.to_row() for call in calls],
         }
         if result is not None:
             row.update(model=result.model, model_version=result.model_version, device=result.device,
-                       latency_ms=result.latency_ms, prompt_tokens=result.prompt_tokens,
-                       completion_tokens=result.completion_tokens, confidence=result.confidence,
-                       intent=result.intent, fallback_from=result.fallback_from)
+                       latency_ms=result.latency_ms, model_latency_ms=result.model_latency_ms,
+                       prompt_tokens=result.prompt_tokens, completion_tokens=result.completion_tokens,
+                       confidence=result.confidence, intent=result.intent, fallback_from=result.fallback_from)
         else:
             row.update(model=self.active_model, latency_ms=latency_ms)
+        self.live.record(calls, result)
         self.store.request_log.add(row)
         for listener in self.request_listeners:
             try:
@@ -202,7 +221,12 @@ class BankingLLMPipeline:
         return await self.switcher.health_of_all(self.options.fallback_order)
 
     def metrics(self) -> dict[str, dict[str, Any]]:
-        return {name: adapter.get_metrics() for name, adapter in self.factory.loaded().items()}
+        """Per model: its adapter's own figures (version, device, caches) under the figures of every call the
+        requests made to it (requests, errors and error rate, latency, tokens, confidence, cost)."""
+        loaded = self.factory.loaded()
+        names = dict.fromkeys([*loaded, *self.live.models()])
+        return {name: (loaded[name].get_metrics() if name in loaded else {"model": name})
+                | self.live.snapshot(name) for name in names}
 
     async def aclose(self) -> None:
         await self.switcher.aclose()
@@ -210,6 +234,10 @@ class BankingLLMPipeline:
             self.benchmark_task.cancel()
             await asyncio.gather(self.benchmark_task, return_exceptions=True)
         await self.factory.aclose()
+
+
+def _ms_since(started: float) -> float:
+    return (time.perf_counter() - started) * 1000
 
 
 def _reason(exc: BaseException) -> str:

@@ -26,6 +26,12 @@ class SwitchOutcome:
     previous: str
     target: str  # the resolved adapter name, or the raw input when it is unknown
     reason: str = ""
+    version: str | None = None  # the version string asked for and served, None for a bare name
+
+    @property
+    def served(self) -> str:
+        """What serves now (on success) or was refused: the version string, else the name."""
+        return self.version or self.target
 
 
 class ModelSwitcher:
@@ -33,7 +39,7 @@ class ModelSwitcher:
         self.factory = factory
         self.store = store
         self.configured = default_model  # LLM_MODEL_VERSION
-        self.active = factory.resolve(default_model)
+        self.active, self.active_version = self._parse(default_model)  # name, and version string or None
         self.poll_s = poll_s
         self._poller: asyncio.Task | None = None
 
@@ -48,8 +54,8 @@ class ModelSwitcher:
         stored = await self.store.get_setting(ACTIVE_MODEL_KEY)
         if apply_configured and (seen != self.configured or stored is None):
             await self.store.put_setting(CONFIGURED_MODEL_KEY, self.configured)
-            await self.store.put_setting(ACTIVE_MODEL_KEY, self.active)
-            if stored is not None and stored != self.active:
+            await self.store.put_setting(ACTIVE_MODEL_KEY, self.version_of(self.active))
+            if stored is not None and stored != self.version_of(self.active):
                 await self.store.record_switch(from_model=stored, to_model=self.active, by="startup", ok=True,
                                                reason=f"LLM_MODEL_VERSION is now {self.configured}")
         elif stored is not None:
@@ -63,15 +69,26 @@ class ModelSwitcher:
             self._adopt(stored)
         return self.active
 
+    def _parse(self, value: str) -> tuple[str, str | None]:
+        """`gemini_2.5_pro_v1.0.0` -> ("gemini", "gemini_2.5_pro_v1.0.0"); `gemini` or a model's default version
+        string -> ("gemini", None): the bare name builds the default."""
+        name = self.factory.resolve(value)
+        version = value.strip().lower()
+        return name, (None if version in (name, self.factory.default_version(name)) else version)
+
+    def version_of(self, name: str) -> str:
+        """What to ask the factory for: the active model's version string, or the bare name of any other."""
+        return self.active_version or name if name == self.active else name
+
     def _adopt(self, stored: str) -> None:
         try:
-            name = self.factory.resolve(stored)
+            name, version = self._parse(stored)
         except UnknownModelError:
             log.error("ignoring unknown active model %r in the database", stored)
             return
-        if name != self.active:
-            log.info("active model is now %s (was %s)", name, self.active)
-            self.active = name
+        if (name, version) != (self.active, self.active_version):
+            log.info("active model is now %s (was %s)", version or name, self.version_of(self.active))
+            self.active, self.active_version = name, version
 
     async def _follow(self) -> None:
         while True:
@@ -82,26 +99,33 @@ class ModelSwitcher:
                 log.debug("could not refresh the active model: %s", exc)
 
     async def switch(self, target: str, *, by: str) -> SwitchOutcome:
-        previous = self.active
+        """Make `target` (a name, or a version string its adapter can serve) active, once it is healthy.
+
+        A version string is served as that version or refused with the versions the adapter can serve."""
+        previous = self.version_of(self.active)
         try:
-            name = self.factory.resolve(target)
-        except UnknownModelError as exc:
-            return await self._audit(SwitchOutcome(False, previous, target, str(exc)), by)
-        health = await self.health_of(name)
+            await self.factory.check_version(target)
+            name, version = self._parse(target)
+        except UnknownModelError as exc:  # UnsupportedVersionError too
+            return await self._audit(SwitchOutcome(False, previous, target.strip(), str(exc)), by)
+        wanted = version or name
+        health = await self.health_of(wanted)
         if not health.healthy:
-            return await self._audit(SwitchOutcome(False, previous, name, f"{name} is unhealthy: {health.reason}"), by)
-        await self.store.put_setting(ACTIVE_MODEL_KEY, name)
-        self.active = name
-        return await self._audit(SwitchOutcome(True, previous, name), by)
+            return await self._audit(
+                SwitchOutcome(False, previous, name, f"{wanted} is unhealthy: {health.reason}", version), by)
+        await self.store.put_setting(ACTIVE_MODEL_KEY, wanted)
+        self.active, self.active_version = name, version
+        return await self._audit(SwitchOutcome(True, previous, name, version=version), by)
 
     async def _audit(self, outcome: SwitchOutcome, by: str) -> SwitchOutcome:
-        await self.store.record_switch(from_model=outcome.previous, to_model=outcome.target, by=by,
+        await self.store.record_switch(from_model=outcome.previous, to_model=outcome.served, by=by,
                                        ok=outcome.ok, reason=outcome.reason)
         return outcome
 
     async def health_of(self, name: str) -> HealthStatus:
+        """`name` (or a version string) is loaded and answers one probe within its timeout."""
         try:
-            adapter = await self.factory.get(name)
+            adapter = await self.factory.get(self.version_of(name))
             async with asyncio.timeout(adapter.default_timeout_s + 1):  # a check that hangs is a failed check
                 return await adapter.health_check()
         except TimeoutError:

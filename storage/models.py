@@ -1,4 +1,4 @@
-"""ORM models: the request log, benchmark runs, the model-switch audit trail, settings, Slack event claims.
+"""ORM models: the request log and its model calls, benchmark runs, the model-switch audit trail, settings, Slack event claims.
 
 Every timestamp is timezone-aware UTC on the way in and on the way out, on PostgreSQL and on SQLite
 (which stores naive text, so ``UTCDateTime`` converts at the boundary).
@@ -21,6 +21,7 @@ from sqlalchemy import (
     String,
     Text,
     TypeDecorator,
+    UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -81,7 +82,8 @@ class RequestRecord(Base):
     model: Mapped[str] = mapped_column(String)
     model_version: Mapped[str | None] = mapped_column(String)
     device: Mapped[str | None] = mapped_column(String)
-    latency_ms: Mapped[float] = mapped_column(Float)
+    latency_ms: Mapped[float] = mapped_column(Float)  # what the user waited: every model tried, fallbacks included
+    model_latency_ms: Mapped[float | None] = mapped_column(Float)  # the answering model's own time
     prompt_tokens: Mapped[int] = mapped_column(Integer, default=0)
     completion_tokens: Mapped[int] = mapped_column(Integer, default=0)
     confidence: Mapped[float | None] = mapped_column(Float)
@@ -89,6 +91,27 @@ class RequestRecord(Base):
     error: Mapped[str | None] = mapped_column(Text)  # None on success
     fallback_from: Mapped[str | None] = mapped_column(String)
     message: Mapped[str | None] = mapped_column(Text)  # only when STORE_MESSAGES is on, redacted by the caller
+
+
+class ModelCallRecord(Base):
+    """One model call of a request (first try, each fallback): per-model error rates are computed from these."""
+
+    __tablename__ = "model_calls"
+    __table_args__ = (
+        UniqueConstraint("request_id", "seq"),  # a retried batch writes each call once
+        Index("ix_model_calls_model_created_at", "model", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    request_id: Mapped[str] = mapped_column(String)
+    seq: Mapped[int] = mapped_column(Integer)  # 0 for the first call of the request
+    model: Mapped[str] = mapped_column(String)
+    model_version: Mapped[str | None] = mapped_column(String)
+    role: Mapped[str] = mapped_column(String)  # primary | fallback
+    outcome: Mapped[str] = mapped_column(String)  # ok | error | timeout | skipped (open circuit)
+    error_kind: Mapped[str | None] = mapped_column(String)
+    latency_ms: Mapped[float] = mapped_column(Float)
 
 
 class BenchmarkRun(Base):
@@ -126,6 +149,7 @@ class BenchmarkResult(Base):
     completion_tokens: Mapped[int] = mapped_column(Integer, default=0)
     errors: Mapped[int] = mapped_column(Integer, default=0)
     cost_usd: Mapped[float | None] = mapped_column(Float)
+    queue_p50_ms: Mapped[float | None] = mapped_column(Float)  # waiting behind live traffic, apart from latency
 
     run: Mapped[BenchmarkRun] = relationship(back_populates="results")
 

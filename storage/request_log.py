@@ -20,16 +20,20 @@ from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from storage.dialects import dialect_insert
-from storage.models import RequestRecord, utcnow
+from storage.models import ModelCallRecord, RequestRecord, utcnow
 
 log = logging.getLogger(__name__)
 
 _TABLE = RequestRecord.__table__
+_CALLS = ModelCallRecord.__table__
+_CALL_KEYS = {"model": str, "outcome": str, "latency_ms": (int, float), "role": str, "error_kind": str,
+              "model_version": str}
 _REQUIRED = {"request_id": str, "source": str, "model": str, "latency_ms": (int, float)}
 _OPTIONAL = {
     "created_at": datetime, "user_hash": str, "model_version": str, "device": str, "prompt_tokens": int,
     "completion_tokens": int, "confidence": (int, float), "intent": str, "error": str, "fallback_from": str,
-    "message": str,
+    "message": str, "model_latency_ms": (int, float),
+    "calls": list,  # one dict per model call (keys _CALL_KEYS), written to model_calls with the request
 }
 _INT_MAX = 2**31 - 1  # INTEGER columns on PostgreSQL
 MAX_BACKOFF_S = 30.0
@@ -45,6 +49,21 @@ def _summary(exc: BaseException) -> str:
 def _insert_once(dialect: str):
     """INSERT that skips rows whose request_id is already stored (a retried batch that had been committed)."""
     return dialect_insert(dialect, _TABLE).on_conflict_do_nothing(index_elements=["request_id"])
+
+
+def _insert_calls_once(dialect: str):
+    return dialect_insert(dialect, _CALLS).on_conflict_do_nothing(index_elements=["request_id", "seq"])
+
+
+async def _write(conn, rows: list[dict[str, Any]]) -> None:
+    """The request rows, then their model calls, in the caller's transaction."""
+    dialect = conn.dialect.name
+    await conn.execute(_insert_once(dialect), [{k: v for k, v in row.items() if k != "calls"} for row in rows])
+    calls = [{"request_id": row["request_id"], "created_at": row["created_at"], "seq": seq}
+             | {key: call.get(key) for key in _CALL_KEYS}
+             for row in rows for seq, call in enumerate(row["calls"] or ())]
+    if calls:
+        await conn.execute(_insert_calls_once(dialect), calls)
 
 
 def _problem(row: dict[str, Any]) -> str | None:
@@ -63,6 +82,10 @@ def _problem(row: dict[str, Any]) -> str | None:
             return f"{key!r} must be {kind}, got {type(value).__name__}"
         if isinstance(value, int) and not -_INT_MAX <= value <= _INT_MAX:
             return f"{key!r} out of range: {value}"
+    for call in row.get("calls") or ():
+        if not isinstance(call, dict) or call.get("model") is None or call.get("outcome") is None \
+                or not isinstance(call.get("latency_ms"), int | float) or set(call) - _CALL_KEYS.keys():
+            return f"malformed call record {call!r}"
     return None
 
 
@@ -102,7 +125,7 @@ class RequestLog:
                 self.rejected += 1
                 log.warning("request log: row rejected: %s", problem)
                 return
-            row = {column.key: None for column in _TABLE.columns if column.key != "id"} | row
+            row = {column.key: None for column in _TABLE.columns if column.key != "id"} | {"calls": None} | row
             row["created_at"] = row["created_at"] or utcnow()
             row["prompt_tokens"] = row["prompt_tokens"] or 0
             row["completion_tokens"] = row["completion_tokens"] or 0
@@ -208,7 +231,7 @@ class RequestLog:
             self._in_flight = len(batch)
             try:
                 async with self.engine.begin() as conn:
-                    await conn.execute(_insert_once(conn.dialect.name), batch)
+                    await _write(conn, batch)
             except (DataError, IntegrityError):  # a row the database refuses must not block the rest forever
                 self._in_flight = 0
                 return await self._write_rows_one_by_one(batch)
@@ -231,7 +254,7 @@ class RequestLog:
         for index, row in enumerate(batch):
             try:
                 async with self.engine.begin() as conn:
-                    await conn.execute(_insert_once(conn.dialect.name), [row])
+                    await _write(conn, [row])
             except (DataError, IntegrityError) as exc:
                 self.rejected += 1
                 log.warning("request log: row %s rejected by the database: %s", row.get("request_id"),

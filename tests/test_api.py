@@ -163,7 +163,8 @@ async def test_switch_with_the_token_changes_the_model_and_is_audited():
         auth = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
         ok = await api.client.post("/model/switch/qlora_vllm_finetuned_model_v1.0.0", headers=auth)
         assert ok.status == 200
-        assert await ok.json() == {"ok": True, "previous": "custom", "active_model": "qlora"}
+        assert await ok.json() == {"ok": True, "previous": "custom", "active_model": "qlora",
+                                   "version": "qlora_0.0.0"}  # the scripted stand-in's version
         answer = await (await api.client.post(CHAT, json={"message": "card?"})).json()
         assert answer["model"] == "qlora"
 

@@ -54,6 +54,7 @@ async def test_concurrent_first_calls_share_one_instance_and_one_load():
 
     def build(settings, version):
         adapter = ScriptedAdapter("custom")
+        adapter.version = version or "custom_model_built_0.0.0"  # a bare name builds the default version
         built.append(adapter)
         return adapter
 

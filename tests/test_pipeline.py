@@ -61,8 +61,10 @@ async def test_all_models_failing_raises_one_error_with_every_reason(db):
     assert "gpu on fire" in info.value.failures["a"]
     assert "no API key" in info.value.failures["b"]
     await db.request_log.flush()
-    [row] = await db.request_metrics()
-    assert row["error_rate"] == 1.0
+    a_row, b_row = await db.request_metrics()  # charged to each model it tried
+    assert (a_row["model"], a_row["count"], a_row["calls"], a_row["error_rate"]) == ("a", 1, 1, 1.0)
+    assert (b_row["model"], b_row["count"], b_row["calls"], b_row["error_rate"]) == ("b", 0, 1, 1.0)
+    assert {m: pipeline.metrics()[m]["error_rate"] for m in ("a", "b")} == {"a": 1.0, "b": 1.0}
 
 
 async def test_circuit_breaker_skips_a_failing_model_then_tries_it_again(db):

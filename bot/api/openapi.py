@@ -123,8 +123,9 @@ def _schemas(max_prompt_chars: int) -> dict[str, Any]:
                      "additionalProperties": {"type": "object"}},
             "recent": {"type": "array", "items": {"type": "object"},
                        "description": "per-model figures of every replica over the last hour (request log)"}}},
-        "SwitchResult": {"type": "object", "required": ["ok", "previous", "active_model"], "properties": {
-            "ok": {"type": "boolean"}, "previous": {"type": "string"}, "active_model": {"type": "string"}}},
+        "SwitchResult": {"type": "object", "required": ["ok", "previous", "active_model", "version"], "properties": {
+            "ok": {"type": "boolean"}, "previous": {"type": "string"}, "active_model": {"type": "string"},
+            "version": {"type": "string"}}},
         "Health": {"type": "object", "required": ["status"], "properties": {
             "status": {"type": "string"}, "active_model": {"type": "string"}}},
         "Readiness": {"type": "object", "required": ["ready", "active_model", "model", "database"], "properties": {

@@ -23,6 +23,7 @@ from bot.api.validation import (
 )
 from bot.prometheus import PrometheusMetrics
 from bot.runtime import Runtime
+from bot.warmup import WARMING_UP
 from llm.errors import AllModelsFailedError, InvalidPromptError, UnknownModelError
 from llm.pipeline import RequestContext
 
@@ -71,6 +72,9 @@ class ApiRoutes:
         except InvalidPromptError as exc:
             return error_response(422, "invalid_request", str(exc), request_id=context.request_id)
         except AllModelsFailedError:
+            if self.runtime.warming_up():  # the models are still loading (or the custom one training)
+                return error_response(503, "warming_up", WARMING_UP, request_id=context.request_id,
+                                      headers={"Retry-After": "60"})
             return error_response(503, "all_models_failed", "no model could answer right now; quote reference "
                                   f"{context.request_id} when you report it", request_id=context.request_id)
         return json_response({
@@ -103,16 +107,18 @@ class ApiRoutes:
             require_admin(request, self.runtime.settings.admin_api_token)
             version = check_version(request.match_info["version"], self._version, self.model_names)
             try:
-                self.runtime.factory.resolve(version)
-            except UnknownModelError as exc:  # not expected once the pattern matched; refused all the same
+                await self.runtime.factory.check_version(version)
+            except UnknownModelError as exc:  # a version its adapter cannot serve: refused, with the ones it can
                 raise ApiError(404, "unknown_model", str(exc)) from None
             outcome = await self.pipeline.switch_model(version, by="api")
         except ApiError as exc:
             return exc.response()
         if not outcome.ok:
             return error_response(409, "model_unhealthy", outcome.reason)
-        log.info("model switched from %s to %s through the API", outcome.previous, outcome.target)
-        return json_response({"ok": True, "previous": outcome.previous, "active_model": outcome.target})
+        log.info("model switched from %s to %s through the API", outcome.previous, outcome.served)
+        serving = self.runtime.factory.loaded().get(outcome.target)  # loaded by the switch's health check
+        return json_response({"ok": True, "previous": outcome.previous, "active_model": outcome.target,
+                              "version": serving.version if serving else outcome.served})
 
     async def ready(self, request: web.Request) -> web.Response:
         readiness = await self.readiness.check()

@@ -35,8 +35,8 @@ async def on_switch(ack, command, context, client, respond) -> None:
         return
     outcome = await pipeline.switch_model(target, by=f"slack:{user}")
     if outcome.ok:
-        text = f"Switched from *{outcome.previous}* to *{outcome.target}* for every replica."
-        await audit(bot, client, f"<@{user}> switched the model from `{outcome.previous}` to `{outcome.target}`.")
+        text = f"Switched from *{outcome.previous}* to *{outcome.served}* for every replica."
+        await audit(bot, client, f"<@{user}> switched the model from `{outcome.previous}` to `{outcome.served}`.")
     else:
         text = f"Not switched; *{outcome.previous}* stays active. {outcome.reason}"
         await audit(bot, client, f"<@{user}> tried to switch to `{target}`: {outcome.reason}")

@@ -18,7 +18,7 @@ HEALTH_PROBE = "How do I activate my new card?"
 class GenerationResult:
     text: str  # the answer the user sees
     intent: str  # one of the 77 Banking77 labels, or "out_of_scope"
-    latency_ms: float  # wall time of the model call
+    latency_ms: float  # wall time of the model call; from the pipeline: the whole request, fallbacks included
     prompt_tokens: int
     completion_tokens: int
     confidence: float  # 0..1, the model's confidence in `intent`
@@ -28,6 +28,7 @@ class GenerationResult:
     model: str = ""  # adapter name, e.g. "custom"
     fallback_from: str | None = None  # set by the pipeline when an earlier model failed
     request_id: str | None = None  # set by the pipeline
+    model_latency_ms: float | None = None  # set by the pipeline: the answering model's own time
     extra: dict[str, Any] = field(default_factory=dict)  # adapter-specific figures
 
     @property
@@ -60,6 +61,11 @@ class ModelAdapter(abc.ABC):
     default_version: ClassVar[str]  # e.g. "custom_model_built_0.0.0"
     sends_data_off_host: ClassVar[bool] = False  # True for cloud APIs: prompts are redacted first
     default_timeout_s: ClassVar[float] = 30.0
+
+    @classmethod
+    def servable_versions(cls, settings: Any) -> list[str]:
+        """The version strings this adapter can serve (a switch to any other is refused)."""
+        return [cls.default_version]
 
     def __init__(self, version: str | None = None):
         self.version = version or self.default_version

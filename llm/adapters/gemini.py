@@ -30,7 +30,12 @@ from google.genai import types
 
 from llm.adapters.base import GenerationResult, HealthStatus, ModelAdapter
 from llm.config import LLMSettings
-from llm.errors import ModelResponseError, ModelUnavailableError
+from llm.errors import (
+    AnswerRejectedError,
+    ModelResponseError,
+    ModelTimeoutError,
+    ModelUnavailableError,
+)
 from llm.gemini_prompt import parse_reply, response_schema, system_instruction
 from llm.knowledge_base import KnowledgeBase, load_knowledge_base
 from llm.model_names import DEFAULT_VERSIONS
@@ -44,6 +49,11 @@ RETRY_STATUS_CODES = [408, 429, 500, 502, 503, 504]
 def version_for(model_id: str) -> str:
     """`gemini-2.5-flash` -> `gemini_2.5_flash_v1.0.0` (the default model gives the default version)."""
     return "gemini_" + model_id.removeprefix("models/").removeprefix("gemini-").replace("-", "_") + "_v1.0.0"
+
+
+def model_id_for(version: str) -> str:
+    """`gemini_2.5_pro_v1.0.0` -> `gemini-2.5-pro`: the model a version string names."""
+    return "gemini-" + version.lower().rsplit("_v", 1)[0].removeprefix("gemini_").replace("_", "-")
 
 
 class GeminiAdapter(ModelAdapter):
@@ -62,10 +72,16 @@ class GeminiAdapter(ModelAdapter):
     max_output_tokens: ClassVar[int] = 4096  # a reply is ~90 tokens, but 2.5 models' thinking counts too
     answer_from_knowledge_base: ClassVar[bool] = True  # False: show Gemini's own wording instead
 
+    @classmethod
+    def servable_versions(cls, settings: LLMSettings) -> list[str]:
+        """One version per model id with a known price (GEMINI_MODEL's own first), so every call is costed."""
+        ids = dict.fromkeys([settings.gemini_model, *price_table(settings.gemini_price_table)])
+        return [version_for(model_id) for model_id in ids]
+
     def __init__(self, settings: LLMSettings, version: str | None = None):
         super().__init__(version or version_for(settings.gemini_model))
         self.settings = settings
-        self.model_id = settings.gemini_model  # e.g. "gemini-2.5-flash"
+        self.model_id = model_id_for(self.version)  # e.g. "gemini-2.5-flash": the version string says which
         self.timeout_s = settings.gemini_timeout_s
         self.price: Price | None = price_for(self.model_id, price_table(settings.gemini_price_table))
         self.client: genai.Client | None = None
@@ -158,7 +174,7 @@ class GeminiAdapter(ModelAdapter):
                 return await self.client.aio.models.generate_content(
                     model=self.model_id, contents=contents, config=self.config)
         except TimeoutError:
-            raise ModelResponseError(f"no answer from {self.model_id} within {self.timeout_s:g}s") from None
+            raise ModelTimeoutError(f"no answer from {self.model_id} within {self.timeout_s:g}s") from None
         except genai_errors.APIError as exc:
             raise ModelResponseError(f"{self.model_id}: HTTP {exc.code} {exc.status or ''}: {exc.message}") from exc
         except (aiohttp.ClientError, OSError) as exc:
@@ -173,14 +189,14 @@ class GeminiAdapter(ModelAdapter):
 
 
 def _reply_text(response: types.GenerateContentResponse) -> str:
-    """The text of the first candidate, without thought parts; ModelResponseError when there is none."""
+    """The text of the first candidate, without thought parts; AnswerRejectedError when there is none."""
     if not response.candidates:
         feedback = response.prompt_feedback
         reason = feedback.block_reason if feedback and feedback.block_reason else "no candidates"
-        raise ModelResponseError(f"no answer: {reason}")
+        raise AnswerRejectedError(f"no answer: {reason}")  # a blocked prompt: this prompt's problem
     candidate = response.candidates[0]
     parts = candidate.content.parts if candidate.content and candidate.content.parts else []
     text = "".join(p.text for p in parts if p.text and not p.thought)
     if not text:
-        raise ModelResponseError(f"empty answer (finish reason {candidate.finish_reason})")
+        raise AnswerRejectedError(f"empty answer (finish reason {candidate.finish_reason})")
     return text
