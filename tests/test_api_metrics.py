@@ -1,8 +1,10 @@
 """After traffic, GET /metrics exposes the series the dashboards and alerts use; one JSON log line per request."""
 
+import contextlib
 import io
 import json
 import logging
+from collections.abc import Iterator
 
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -77,32 +79,88 @@ async def test_each_app_has_its_own_registry():
         assert "bankbot_requests_total" not in await scrape(second)
 
 
-async def test_one_json_log_line_per_request_without_the_message():
+@contextlib.contextmanager
+def every_log_record() -> Iterator[io.StringIO]:
+    """Everything any logger emits, at any level, formatted with its arguments and tracebacks: a handler on the
+    root logger at DEBUG, and every logger (those created later too) set to pass its records up to it."""
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter("%(name)s %(levelname)s %(message)s"))
+    handler.setLevel(logging.DEBUG)
+    root, manager = logging.getLogger(), logging.Logger.manager
+    saved_root, saved_disable = root.level, manager.disable
+    loggers = [logger for logger in manager.loggerDict.values() if isinstance(logger, logging.Logger)]
+    saved = [(logger, logger.level, logger.propagate, logger.disabled) for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.NOTSET)
+        logger.propagate, logger.disabled = True, False
+    root.setLevel(logging.DEBUG)
+    logging.disable(logging.NOTSET)
+    root.addHandler(handler)
+    try:
+        yield stream
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(saved_root)
+        logging.disable(saved_disable)
+        for logger, level, propagate, disabled in saved:
+            logger.setLevel(level)
+            logger.propagate, logger.disabled = propagate, disabled
+
+
+async def test_one_json_log_line_per_request_and_no_personal_data_in_any_log():
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
     handler.setFormatter(JsonFormatter())
     REQUEST_LOGGER.addHandler(handler)
-    previous = REQUEST_LOGGER.level
-    REQUEST_LOGGER.setLevel(logging.INFO)
-    secret = "my card 4111 1111 1111 1111 was swallowed at Zyxwv"
+    secret = "my card 4111 1111 1111 1111, mail jo.bloggs@example.com, IBAN GB82 WEST 1234 5698 7654 32 at Zyxwv"
     models = scripted_models(custom=failing("custom", 1))
     try:
-        async with running_api(models, store_messages=True) as api:
-            ok = await (await api.client.post(CHAT, json={"message": secret},
-                                              headers={"X-Request-ID": "first"})).json()
-            await api.client.post(CHAT, json={"message": secret}, headers={"X-Request-ID": "second"})
-            await api.client.post(CHAT, json={"message": ""})  # refused before the pipeline: no request line
+        with every_log_record() as everything:
+            async with running_api(models, store_messages=True) as api:
+                ok = await (await api.client.post(CHAT, json={"message": secret},
+                                                  headers={"X-Request-ID": "first"})).json()
+                await api.client.post(CHAT, json={"message": secret}, headers={"X-Request-ID": "second"})
+                await api.client.post(CHAT, json={"message": ""})  # refused before the pipeline: no request line
     finally:
         REQUEST_LOGGER.removeHandler(handler)
-        REQUEST_LOGGER.setLevel(previous)
     text = stream.getvalue()
     lines = [json.loads(line) for line in text.splitlines()]
+    logged = everything.getvalue()
+    assert "bankbot.requests INFO" in logged and "first" in logged  # the capture does see the request log
+    for personal in ("4111", "jo.bloggs", "example.com", "GB82", "WEST"):
+        assert personal not in logged, f"{personal!r} was logged: {logged[logged.find(personal) - 300:][:600]}"
     assert [(line["request_id"].split(".")[0], line["model"], line["outcome"]) for line in lines] == [
         ("first", "qlora", "fallback"), ("second", "custom", "ok")]
     assert ok["request_id"] == lines[0]["request_id"] and lines[0]["fallback_from"] == "custom"
     assert all(line["latency_ms"] >= 0 and line["source"] == "api" and line["logger"] == "bankbot.requests"
                for line in lines)
-    assert "Zyxwv" not in text and "4111" not in text and "swallowed" not in text
+    assert "Zyxwv" not in text and "4111" not in text  # the request log holds no message text at all
+
+
+class CachingAdapter(ScriptedAdapter):
+    """A scripted model that reports an answer cache, as the custom model does."""
+
+    def get_metrics(self):
+        return super().get_metrics() | {"answer_cache_hit_rate": 0.75}
+
+
+async def test_model_calls_confidence_utilization_and_cache_ratio_are_exported():
+    models = scripted_models(custom=failing("custom", 1), qlora=CachingAdapter("qlora", default=Scripted(
+        "qlora answer", "card_arrival", 0.93)))
+    async with running_api(models) as api:
+        assert (await api.client.post(CHAT, json={"message": "where is my card"})).status == 200
+        samples = await scrape(api)
+    calls = samples["bankbot_model_calls_total"]
+    assert calls[(("model", "custom"), ("outcome", "error"))] == 1
+    assert calls[(("model", "qlora"), ("outcome", "ok"))] == 1
+    assert samples["bankbot_model_call_latency_seconds_count"][(("model", "custom"),)] == 1
+    assert samples["bankbot_confidence_count"][(("model", "qlora"),)] == 1
+    assert samples["bankbot_confidence_bucket"][(("le", "0.9"), ("model", "qlora"))] == 0
+    assert samples["bankbot_confidence_bucket"][(("le", "0.95"), ("model", "qlora"))] == 1
+    assert samples["bankbot_answer_cache_hit_ratio"][(("model", "qlora"),)] == 0.75
+    utilization = samples["bankbot_device_utilization"]
+    assert 0 <= utilization[(("device", "cpu"), ("model", "qlora"))] <= 1
 
 
 async def test_every_series_the_alerts_use_is_exposed():
@@ -114,7 +172,8 @@ async def test_every_series_the_alerts_use_is_exposed():
     rules = yaml.safe_load((Path(__file__).parent.parent / "manifests" / "prometheus-alerts.yaml").read_text())
     alerts = {rule["alert"]: rule["expr"] for group in rules["groups"] for rule in group["rules"]}
     assert {"BankbotHighLatency", "BankbotHighErrorRate", "BankbotModelUnhealthy"} <= set(alerts)
-    models = scripted_models(custom=ScriptedAdapter("custom", load_error=RuntimeError("no checkpoint")))
+    models = scripted_models(custom=ScriptedAdapter("custom", load_error=RuntimeError("no checkpoint")),
+                             qlora=CachingAdapter("qlora", default=Scripted("qlora answer")))
     async with running_api(models) as api:
         await api.client.post(CHAT, json={"message": "hello"})
         await api.client.get("/ready")
