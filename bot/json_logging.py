@@ -1,6 +1,7 @@
 """Structured logs: a JSON formatter (one object per line) and the per-request log line.
 
-The request line carries the reference id, source, model, latency, outcome, intent, confidence and tokens;
+The request line carries the reference id, source, model, latency (what the user waited, and the answering
+model's own time), every model call (model:outcome:latency), outcome, intent, confidence and tokens;
 never the user's message (not even the redacted copy that STORE_MESSAGES keeps in the database).
 """
 
@@ -42,6 +43,10 @@ def configure_logging(level: str = "INFO", stream: Any = None) -> None:
     logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
 
 
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 3)
+
+
 def log_request(row: dict[str, Any]) -> None:
     """A pipeline request listener: one INFO line per request on the `bankbot.requests` logger."""
     if not REQUEST_LOGGER.isEnabledFor(logging.INFO):
@@ -52,12 +57,14 @@ def log_request(row: dict[str, Any]) -> None:
         "source": row.get("source"),
         "model": row["model"],
         "model_version": row.get("model_version"),
-        "latency_ms": round(row["latency_ms"], 3) if row.get("latency_ms") is not None else None,
+        "latency_ms": _round(row.get("latency_ms")),  # what the user waited, every model tried included
+        "model_latency_ms": _round(row.get("model_latency_ms")),  # the answering model's own time
         "outcome": "error" if error else ("fallback" if row.get("fallback_from") else "ok"),
         "fallback_from": row.get("fallback_from"),
         "intent": row.get("intent"),
         "confidence": row.get("confidence"),
         "tokens": (row.get("prompt_tokens") or 0) + (row.get("completion_tokens") or 0),
+        "calls": [f"{c['model']}:{c['outcome']}:{c['latency_ms']:.1f}ms" for c in row.get("calls") or ()],
     }
     if error:
         fields["error"] = error[:MAX_ERROR_CHARS]

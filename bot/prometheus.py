@@ -1,8 +1,10 @@
 """Prometheus metrics of one Runtime, in its own CollectorRegistry (served at GET /metrics).
 
-Per request (a pipeline request listener): requests by model and outcome, a latency histogram by model,
-tokens by model and kind, fallbacks. Read at scrape time: circuit-breaker state, the active model, each
-model's last known health, the latest benchmark's accuracy and latency, and the request log's backlog.
+Per request (a pipeline request listener): requests by model and outcome, the latency the user waited
+(fallbacks included) by answering model, each model call by model and outcome (ok, error, timeout, skipped)
+with its latency, the confidence of answers, tokens by model and kind, fallbacks. Read at scrape time:
+circuit-breaker state, the active model, each model's last known health, device utilization, the custom
+model's answer-cache hit rate, the latest benchmark's accuracy and latency, and the request log's backlog.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
+from bot.device_usage import CpuShare
+from llm.calls import OUTCOMES
 from llm.circuit_breaker import BreakerState
 
 if TYPE_CHECKING:
@@ -22,6 +26,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 LATENCY_BUCKETS_S = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+CONFIDENCE_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0)
 BREAKER_VALUES = {BreakerState.CLOSED: 0, BreakerState.HALF_OPEN: 1, BreakerState.OPEN: 2}
 OK, ERROR = "ok", "error"
 
@@ -33,6 +38,9 @@ class _ModelSeries:
         self.ok = metrics.requests.labels(model, OK)
         self.error = metrics.requests.labels(model, ERROR)
         self.latency = metrics.latency.labels(model)
+        self.confidence = metrics.confidence.labels(model)
+        self.calls = {outcome: metrics.calls.labels(model, outcome) for outcome in OUTCOMES}
+        self.call_latency = metrics.call_latency.labels(model)
         self.prompt_tokens = metrics.tokens.labels(model, "prompt")
         self.completion_tokens = metrics.tokens.labels(model, "completion")
 
@@ -46,8 +54,17 @@ class PrometheusMetrics:
         self.requests = Counter("bankbot_requests", "Pipeline requests by the model that answered (or was "
                                 "active, for errors) and outcome (ok|error)", ["model", "outcome"],
                                 registry=self.registry)
-        self.latency = Histogram("bankbot_request_latency_seconds", "Model latency of each request",
+        self.latency = Histogram("bankbot_request_latency_seconds", "What the user waited for each request, "
+                                 "every model tried included, by the model that answered (or was active)",
                                  ["model"], buckets=LATENCY_BUCKETS_S, registry=self.registry)
+        self.calls = Counter("bankbot_model_calls", "Every model call of a request (first try, each fallback) by "
+                             "model and outcome (ok|error|timeout|skipped)", ["model", "outcome"],
+                             registry=self.registry)
+        self.call_latency = Histogram("bankbot_model_call_latency_seconds", "Latency of each model call, failed "
+                                      "ones included (skipped calls excepted)", ["model"],
+                                      buckets=LATENCY_BUCKETS_S, registry=self.registry)
+        self.confidence = Histogram("bankbot_confidence", "Confidence of each answer, by the model that answered",
+                                    ["model"], buckets=CONFIDENCE_BUCKETS, registry=self.registry)
         self.tokens = Counter("bankbot_tokens", "Tokens by model and kind (prompt|completion)",
                               ["model", "kind"], registry=self.registry)
         self.fallbacks = Counter("bankbot_fallbacks", "Requests answered by a fallback model, by the model "
@@ -56,15 +73,20 @@ class PrometheusMetrics:
         self.latest_benchmark: dict[str, Any] | None = None  # refreshed from the database at each scrape
         self.registry.register(_StateCollector(self))
         self._series: dict[str, _ModelSeries] = {}
+        self.cpu = CpuShare()
 
     # -- per request (hot path) ------------------------------------------------------------------------
+
+    def _of(self, model: str) -> _ModelSeries:
+        series = self._series.get(model)
+        if series is None:
+            series = self._series[model] = _ModelSeries(self, model)
+        return series
 
     def observe(self, row: dict[str, Any]) -> None:
         """A pipeline request listener: one call per request row."""
         model = row["model"]
-        series = self._series.get(model)
-        if series is None:
-            series = self._series[model] = _ModelSeries(self, model)
+        series = self._of(model)
         if row["error"] is None:
             series.ok.inc()
         else:
@@ -72,6 +94,13 @@ class PrometheusMetrics:
         latency_ms = row.get("latency_ms")
         if latency_ms is not None:
             series.latency.observe(latency_ms / 1000)
+        if row.get("confidence") is not None and row["error"] is None:
+            series.confidence.observe(row["confidence"])
+        for call in row.get("calls") or ():
+            called = self._of(call["model"])
+            called.calls[call["outcome"]].inc()
+            if call["outcome"] != "skipped":
+                called.call_latency.observe(call["latency_ms"] / 1000)
         if row.get("prompt_tokens"):
             series.prompt_tokens.inc(row["prompt_tokens"])
         if row.get("completion_tokens"):
@@ -127,6 +156,7 @@ class _StateCollector:
                 healthy.add_metric([name], 1.0 if ok else 0.0)
             yield healthy
 
+        yield from self._model_gauges()
         yield from _benchmark_gauges(self.metrics.latest_benchmark)
 
         request_log = self.metrics.runtime.db.request_log
@@ -134,6 +164,31 @@ class _StateCollector:
                                 value=request_log.pending)
         yield CounterMetricFamily("bankbot_request_log_dropped", "Request rows dropped while the database "
                                   "was unreachable", value=request_log.dropped)
+
+
+    def _model_gauges(self) -> Iterator[Metric]:
+        """Device utilization of each loaded model (an adapter's own figure, e.g. vLLM's GPU, else the
+        process's CPU share for CPU models) and the answer-cache hit rate of models that have one."""
+        utilization = GaugeMetricFamily("bankbot_device_utilization", "Utilization (0..1) of the device each "
+                                        "loaded model runs on: the process's CPU share for CPU models",
+                                        labels=["model", "device"])
+        cache = GaugeMetricFamily("bankbot_answer_cache_hit_ratio", "Share of answers served from the model's "
+                                  "answer cache (0..1)", labels=["model"])
+        cpu_share = self.metrics.cpu.read()
+        for name, adapter in self.metrics.runtime.factory.loaded().items():
+            try:
+                figures = adapter.get_metrics()
+            except Exception:  # noqa: BLE001 - one adapter must not break the scrape
+                log.exception("metrics of %s failed", name)
+                continue
+            value = figures.get("device_utilization")
+            if value is None and adapter.device == "cpu":
+                value = cpu_share
+            if value is not None:
+                utilization.add_metric([name, adapter.device], value)
+            if figures.get("answer_cache_hit_rate") is not None:
+                cache.add_metric([name], figures["answer_cache_hit_rate"])
+        yield from (utilization, cache)
 
 
 def _benchmark_gauges(run: dict[str, Any] | None) -> Iterator[Metric]:

@@ -35,7 +35,13 @@ def split_text(text: str, limit: int = SECTION_LIMIT) -> list[str]:
 
 
 def footer_text(result: Any) -> str:
-    parts = [result.model_version or result.model, ms(result.latency_ms), f"{result.confidence:.0%} confidence"]
+    """Model, what the user waited (every model tried included) next to the answering model's own time,
+    confidence, and the model it fell back from."""
+    waited = ms(result.latency_ms)
+    model_ms = getattr(result, "model_latency_ms", None)
+    if model_ms is not None:
+        waited = f"{waited} total, {ms(model_ms)} model"
+    parts = [result.model_version or result.model, waited, f"{result.confidence:.0%} confidence"]
     if result.fallback_from:
         parts.append(f"fell back from {result.fallback_from}")
     return " · ".join(p for p in parts if p)

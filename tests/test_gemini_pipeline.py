@@ -53,3 +53,26 @@ async def test_gemini_without_a_key_falls_back_and_says_why(fake, db):
     assert (result.model, result.fallback_from) == ("custom", "gemini")
     assert not health["gemini"].healthy and "no API key" in health["gemini"].reason
     assert fake.requests == []
+
+
+async def test_a_version_string_is_served_as_that_version_or_refused(fake, db, monkeypatch):
+    """`/llm-switch gemini_2.5_pro_v1.0.0` makes the calls go to gemini-2.5-pro; a version the adapter cannot
+    serve is refused with the ones it can, and the active model stays as it was."""
+    monkeypatch.setenv("GEMINI_API_KEY", "test-key")
+    monkeypatch.setenv("GEMINI_BASE_URL", fake.url)
+    fake.default = FakeGemini.reply({"intent": "card_arrival", "confidence": 0.9, "answer": "On its way."})
+    backup = ScriptedAdapter("custom", default=Scripted("backup answer"))
+    factory = ModelFactory(LLMSettings(), {"gemini": GeminiAdapter, "custom": lambda settings, version: backup})
+    pipeline = BankingLLMPipeline(factory, db, PipelineOptions(fallback_order=["custom", "gemini"],
+                                                               benchmark_every_n=0), default_model="custom")
+    try:
+        refused = await pipeline.switch_model("gemini_9.9_turbo_v1.0.0", by="test")
+        assert not refused.ok and pipeline.active_model == "custom"
+        assert "gemini_2.5_pro_v1.0.0" in refused.reason  # the versions it can serve
+        switched = await pipeline.switch_model("gemini_2.5_pro_v1.0.0", by="test")
+        assert switched.ok and switched.served == "gemini_2.5_pro_v1.0.0"
+        result = await pipeline.generate("Where is my card?")
+    finally:
+        await pipeline.aclose()
+    assert (result.model, result.model_version) == ("gemini", "gemini_2.5_pro_v1.0.0")
+    assert {r.model for r in fake.requests} == {"gemini-2.5-pro"}  # health check and request alike
