@@ -61,7 +61,8 @@ class Reply:
 
 
 def parse_reply(text: str | None, intents: Collection[str]) -> Reply:
-    """The model's JSON reply, checked field by field; anything unusable raises AnswerRejectedError (that prompt falls back; the model's breaker does not count it)."""
+    """The model's JSON reply, checked field by field; anything unusable raises AnswerRejectedError
+    (that prompt falls back; the model's breaker does not count it)."""
     if not text or not text.strip():
         raise AnswerRejectedError("empty reply")
     try:

@@ -1,4 +1,5 @@
-"""ORM models: the request log and its model calls, benchmark runs, the model-switch audit trail, settings, Slack event claims.
+"""ORM models: the request log and its model calls, benchmark runs, the model-switch audit trail, settings,
+Slack event claims.
 
 Every timestamp is timezone-aware UTC on the way in and on the way out, on PostgreSQL and on SQLite
 (which stores naive text, so ``UTCDateTime`` converts at the boundary).
