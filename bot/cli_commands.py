@@ -38,24 +38,11 @@ def _print_json(data: Any) -> None:
     print(json.dumps(asdict(data) if is_dataclass(data) else data, indent=2, default=str))
 
 
-def ensure_custom_checkpoint(settings: Settings) -> None:
-    """First run: train the custom model (with a progress bar) when it is needed and missing."""
-    from llm.custom.train import checkpoint_exists
-    from llm.model_names import resolve_model_name
-
-    needed = "custom" in {resolve_model_name(settings.llm_model_version), *settings.fallback_names}
-    if needed and not checkpoint_exists(settings.custom_checkpoint_dir):
-        print(f"No custom model in {settings.custom_checkpoint_dir}: training it now (about 8 minutes on 2 cores).",
-              file=sys.stderr)
-        cmd_train_custom(None, settings)
-
-
 def cmd_serve(args, settings: Settings) -> int:
+    """Serve at once; a missing custom model trains in the background (progress on /ready) unless --no-train."""
     from bot.server import serve
 
-    if not args.no_train:
-        ensure_custom_checkpoint(settings)
-    asyncio.run(serve(settings))
+    asyncio.run(serve(settings, train=not args.no_train))
     return 0
 
 
@@ -155,7 +142,7 @@ def cmd_switch(args, settings: Settings) -> int:
     if not outcome.ok:
         print(f"bankbot: not switched: {outcome.reason}", file=sys.stderr)
         return 1
-    print(f"Switched from {outcome.previous} to {outcome.target}.")
+    print(f"Switched from {outcome.previous} to {outcome.served}.")
     return 0
 
 
@@ -180,6 +167,24 @@ def cmd_train_custom(args, settings: Settings) -> int:
     report = train_custom(settings, progress=True)
     print(f"Trained the custom model in {report.train_seconds:.0f} s (best validation accuracy "
           f"{report.val_accuracy:.1%} at epoch {report.best_epoch}); saved to {report.out_dir}")
+    return 0
+
+
+def cmd_train_encoder(args, settings: Settings) -> int:
+    from llm.encoder.base_model import BaseModelNotFoundError
+    from llm.encoder.train import EncoderTrainParams, train_encoder
+
+    params = EncoderTrainParams(out_dir=args.out or settings.encoder_checkpoint_dir,
+                                base_model=args.base or settings.encoder_base_model, seed=args.seed)
+    if args.epochs is not None:
+        params.epochs = args.epochs
+    try:
+        report = train_encoder(params, progress=True)
+    except BaseModelNotFoundError as exc:
+        print(f"bankbot: {exc}", file=sys.stderr)
+        return 2
+    print(f"Trained the encoder model in {report.train_seconds:.0f} s (validation accuracy "
+          f"{report.val_accuracy:.1%}, best epoch {report.best_epoch}); saved to {report.out_dir}")
     return 0
 
 

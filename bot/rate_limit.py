@@ -3,6 +3,9 @@
 Fixed one-minute windows (``Database.hit_rate_limit``). A limit of 0 disables that check. When the
 database is down or slow the check fails OPEN: the request is allowed and the failure logged at debug
 level, so an outage of the database never locks users out.
+
+Keys hold the salted hash of the Slack user id or client address that request rows hold (`salted_hash`), never
+the identity itself; the Runtime sets `salt` to the deployment's salt (USER_HASH_SALT, or the generated one).
 """
 
 from __future__ import annotations
@@ -37,16 +40,17 @@ class RateLimitResult:
 
 class RateLimiter:
     def __init__(self, db: Database, per_user_per_minute: int, per_client_per_minute: int, *,
-                 timeout_s: float = CHECK_TIMEOUT_S):
+                 timeout_s: float = CHECK_TIMEOUT_S, salt: str = ""):
         if per_user_per_minute < 0 or per_client_per_minute < 0:
             raise ValueError("rate limits must be >= 0 (0 disables)")
         self.db = db
         self.per_user_per_minute = per_user_per_minute
         self.per_client_per_minute = per_client_per_minute
         self.timeout_s = timeout_s
+        self.salt = salt
 
     async def check_slack_user(self, user_id: str) -> RateLimitResult:
-        result = await self._check(f"slack:{_digest(user_id)}", self.per_user_per_minute)
+        result = await self._check(f"slack:{salted_hash(self.salt, user_id)}", self.per_user_per_minute)
         if result.allowed:
             return result
         wait = result.retry_after_whole_s
@@ -54,7 +58,7 @@ class RateLimiter:
                                      f"{wait} second{'s' if wait != 1 else ''}.")
 
     async def check_api_client(self, client_id: str) -> RateLimitResult:
-        result = await self._check(f"api:{_digest(client_id)}", self.per_client_per_minute)
+        result = await self._check(f"api:{salted_hash(self.salt, client_id)}", self.per_client_per_minute)
         if result.allowed:
             return result
         return _with_message(result, f"Rate limit of {result.limit} requests per minute exceeded; "
@@ -71,9 +75,10 @@ class RateLimiter:
         return RateLimitResult(decision.allowed, limit, decision.count, decision.retry_after_s)
 
 
-def _digest(identity: str) -> str:
-    """Keys hold a digest, not the Slack user id or API client id itself."""
-    return hashlib.sha256(identity.encode()).hexdigest()[:24]
+def salted_hash(salt: str, identity: str) -> str:
+    """The hash of a user id in request rows (llm.pipeline's `_hash_user`): a member list cannot be hashed to
+    find who is who without the salt."""
+    return hashlib.sha256(f"{salt}:{identity}".encode()).hexdigest()[:32]
 
 
 def _with_message(result: RateLimitResult, message: str) -> RateLimitResult:

@@ -1,11 +1,18 @@
 """`bankbot serve`: one aiohttp server for /health, Slack's Events API at /slack/events (or Socket Mode),
 and the REST routes that attach to it.
 
-SIGTERM or SIGINT shuts down gracefully, within SHUTDOWN_GRACE_S + FLUSH_GRACE_S (under 10 s): aiohttp's
-`AppRunner.cleanup()` closes the listening socket (new connections are refused), closes idle keep-alive
-connections, and waits up to `shutdown_timeout` for the requests being handled; then the app's cleanup
-contexts run in reverse order, the first of which waits for the Slack listeners still answering after
-their ack (bot/inflight.py) before the shared Web API session closes. Last, the request log is flushed.
+Start-up binds the port first: /health answers at once. Then the database is migrated and the active model
+read (until then, /ready is 503 and other routes wait up to STARTUP_WAIT_S, then get a 503); then every
+configured model warms up in the background (bot/warmup.py), the custom one trained first in a child process
+when it has no checkpoint, and every model's health is checked in the background (bot/health_watch.py).
+
+SIGTERM or SIGINT shuts down gracefully, within SHUTDOWN_GRACE_S + FLUSH_GRACE_S (under 10 s) plus the time the
+models take to close: aiohttp's `AppRunner.cleanup()` closes the listening socket (new connections are
+refused), closes idle keep-alive connections, and waits up to `shutdown_timeout` for the requests being
+handled; then the app's cleanup contexts run in reverse order, the first of which waits for the Slack
+listeners still answering after their ack (bot/inflight.py) before the shared Web API session closes. Then a
+training still running is stopped, the request log is flushed (within FLUSH_GRACE_S, in a `finally`), and only
+then are the models closed (a vLLM engine can take long to stop).
 """
 
 from __future__ import annotations
@@ -21,10 +28,14 @@ from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.async_app import AsyncApp
 
 from bot.api import API_ROUTES, attach_api
+from bot.api.errors import error_response
+from bot.health_watch import HealthWatch
 from bot.inflight import SlackWork
 from bot.json_logging import configure_logging
 from bot.runtime import Runtime
 from bot.settings import Settings
+from bot.training import CustomTraining, custom_training_needed
+from bot.warmup import WARMING_UP, Warmup
 from llm.factory import AdapterBuilder
 
 log = logging.getLogger(__name__)
@@ -35,6 +46,8 @@ SHUTDOWN_DEADLINE = web.AppKey("shutdown_deadline", list)  # [loop time] once a 
 SLACK_EVENTS_PATH = "/slack/events"
 SHUTDOWN_GRACE_S = 7.0  # requests and Slack answers in flight at SIGTERM get this long, together
 FLUSH_GRACE_S = 2.0  # then the request log gets this long to write what it holds
+STARTUP_WAIT_S = 2.0  # a request arriving while the database is migrated waits this long, then gets a 503
+OPEN_WHILE_STARTING = frozenset({"/health", "/ready", "/metrics", "/openapi.json"})
 
 
 async def health(request: web.Request) -> web.Response:
@@ -42,8 +55,22 @@ async def health(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok", "active_model": runtime.pipeline.active_model})
 
 
+@web.middleware
+async def wait_until_started(request: web.Request, handler):
+    """Before `Runtime.start()` has finished (the salt of user hashes and the active model are not known yet),
+    a question waits up to STARTUP_WAIT_S, then gets a 503 (Slack retries it later)."""
+    started = request.app[RUNTIME].started
+    if not started.is_set() and request.path not in OPEN_WHILE_STARTING:
+        try:
+            async with asyncio.timeout(STARTUP_WAIT_S):
+                await started.wait()
+        except TimeoutError:
+            return error_response(503, "warming_up", WARMING_UP, headers={"Retry-After": "10"})
+    return await handler(request)
+
+
 def build_web_app(runtime: Runtime) -> web.Application:
-    app = web.Application()
+    app = web.Application(middlewares=[wait_until_started])
     app[RUNTIME] = runtime
     app[SHUTDOWN_DEADLINE] = []
     app.router.add_get("/health", health)
@@ -99,36 +126,64 @@ async def _finish_slack_work(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _socket_mode(app: web.Application) -> AsyncIterator[None]:
+    """Connects in the background once the runtime has started (the port opens first)."""
     from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
     handler = AsyncSocketModeHandler(app[SLACK_APP], app[RUNTIME].settings.slack_app_token)
-    await handler.connect_async()
-    log.info("Slack Socket Mode connected")
+
+    async def connect() -> None:
+        await app[RUNTIME].started.wait()
+        await handler.connect_async()
+        log.info("Slack Socket Mode connected")
+
+    connecting = asyncio.create_task(connect(), name="slack-socket-mode")
     try:
         yield
     finally:
+        connecting.cancel()
+        await asyncio.gather(connecting, return_exceptions=True)
         await handler.close_async()
+
+
+async def _health_watch(app: web.Application) -> AsyncIterator[None]:
+    """Every configured model's health, checked in the background (bot/health_watch.py)."""
+    watch = asyncio.create_task(HealthWatch(app[API_ROUTES].readiness).run(), name="health-watch")
+    try:
+        yield
+    finally:
+        watch.cancel()
+        await asyncio.gather(watch, return_exceptions=True)
 
 
 # -- serving ----------------------------------------------------------------------------------------------
 
-async def serve(settings: Settings, *, builders: dict[str, AdapterBuilder | str] | None = None) -> None:
+async def serve(settings: Settings, *, builders: dict[str, AdapterBuilder | str] | None = None,
+                train: bool = True) -> None:
     """Serve until SIGTERM or SIGINT, then shut down gracefully (see the module's docstring).
 
-    `builders` replaces model adapters (tests/serve_scripted.py serves scripted models this way)."""
+    `builders` replaces model adapters (tests/serve_scripted.py serves scripted models this way; nothing is
+    trained then). `train=False` (`--no-train`): a missing custom checkpoint is not trained."""
     configure_logging(settings.log_level)  # JSON lines, one per request
-    runtime = await Runtime.create(settings, builders=builders)
+    runtime = Runtime.build(settings, builders=builders)
     app = build_web_app(runtime)
+    app.cleanup_ctx.append(_health_watch)
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_GRACE_S)  # the JSON log replaces it
     await runner.setup()
     site = web.TCPSite(runner, "0.0.0.0", settings.port, backlog=1024)  # bursts of Slack events: no SYN drops
     await site.start()
-    log.info("bankbot listening on port %d with model %s", settings.port, runtime.pipeline.active_model)
+    log.info("bankbot listening on port %d; starting", settings.port)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     try:
+        await runtime.start()
+        training = None
+        if train and builders is None and await asyncio.to_thread(custom_training_needed, settings):
+            training = CustomTraining(settings)
+        runtime.warmup = Warmup(runtime, training=training)
+        runtime.warmup.start()
+        log.info("bankbot serving with model %s; models warming up", runtime.pipeline.active_model)
         await stop.wait()
         log.info("shutting down: no new connections; finishing the requests and Slack answers in flight")
     finally:
@@ -136,19 +191,5 @@ async def serve(settings: Settings, *, builders: dict[str, AdapterBuilder | str]
         try:
             await runner.cleanup()
         finally:
-            await _close_runtime(runtime)
-
-
-async def _close_runtime(runtime: Runtime) -> None:
-    """Stop the pipeline and flush the request log, within FLUSH_GRACE_S (a database that is still down
-    cannot hold the exit up); the rows not written are counted in the log."""
-    request_log = runtime.db.request_log
-    try:
-        async with asyncio.timeout(FLUSH_GRACE_S):
-            await runtime.aclose()
-    except TimeoutError:
-        log.error("shutdown: the request log could not be flushed within %.1f s; %d rows lost (%s)",
-                  FLUSH_GRACE_S, request_log.pending, request_log.last_error)
-    else:
-        log.info("shutdown complete: %d request rows written, %d unwritten, %d dropped", request_log.written,
-                 request_log.pending, request_log.dropped)
+            await runtime.aclose(flush_budget_s=FLUSH_GRACE_S)
+            log.info("shutdown complete")

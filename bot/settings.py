@@ -13,7 +13,7 @@ class Settings(LLMSettings):
     database_url: str = "sqlite+aiosqlite:///./data/bankbot.db"  # PostgreSQL: postgresql+asyncpg://...
     port: int = 3000  # HTTP port of `bankbot serve`
     store_messages: bool = False  # keep the redacted message text in request rows
-    user_hash_salt: str = "bankbot"  # salt of the hashed user ids in request rows
+    user_hash_salt: str | None = None  # salt of hashed user ids; unset: a random one, generated once, in the database
     log_level: str = "INFO"
 
     # Slack
@@ -33,6 +33,7 @@ class Settings(LLMSettings):
 
     # REST API
     admin_api_token: str | None = None  # Bearer token of the admin endpoints; they are disabled while unset
+    metrics_token: str | None = None  # when set, GET /metrics needs it as a Bearer token
 
     @property
     def slack_enabled(self) -> bool:

@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import delete, event, insert, select, text
+from sqlalchemy import delete, event, func, insert, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import selectinload
@@ -147,14 +147,16 @@ class Database:
                 task.add_done_callback(_forget(self._abandoned))
             raise
 
-    async def aclose(self) -> None:
-        """Flush the request log (best effort) and release every connection."""
+    async def aclose(self, *, flush: bool = True) -> None:
+        """Flush the request log (best effort; `flush=False`: the caller has closed it already) and release
+        every connection."""
         if self._housekeeping and not self._housekeeping.done():
             self._housekeeping.cancel()
         if self._abandoned:  # cancelled already; their connections' clean-up is bounded (2 s on asyncpg)
             await asyncio.gather(*self._abandoned, return_exceptions=True)
         try:
-            await self.request_log.aclose()
+            if flush:
+                await self.request_log.aclose()
         finally:
             await self.engine.dispose()
 
@@ -163,6 +165,15 @@ class Database:
     async def get_setting(self, key: str) -> str | None:
         async with self.engine.connect() as conn:
             return (await conn.execute(select(Setting.value).where(Setting.key == key))).scalar_one_or_none()
+
+    async def setting_once(self, key: str, value: str) -> str:
+        """The value of ``key``, set to ``value`` first if absent: concurrent callers (several replicas) all get
+        the value of the one insert that won."""
+        statement = (self._insert(Setting).values(key=key, value=value, updated_at=utcnow())
+                     .on_conflict_do_nothing(index_elements=[Setting.key]))
+        async with self.engine.begin() as conn:
+            await conn.execute(statement)
+            return (await conn.execute(select(Setting.value).where(Setting.key == key))).scalar_one()
 
     async def put_setting(self, key: str, value: str) -> None:
         values = {"key": key, "value": value, "updated_at": utcnow()}
@@ -204,6 +215,14 @@ class Database:
         async with self.sessions.begin() as session:
             session.add(record)
         return record.id
+
+    async def benchmark_spend(self, since: datetime, trigger: str) -> float:
+        """USD spent by the benchmark runs of ``trigger`` started since ``since`` (every replica's)."""
+        query = (select(func.coalesce(func.sum(BenchmarkResult.cost_usd), 0.0))
+                 .join(BenchmarkRun, BenchmarkResult.run_id == BenchmarkRun.id)
+                 .where(BenchmarkRun.trigger == trigger, BenchmarkRun.started_at >= since))
+        async with self.engine.connect() as conn:
+            return float((await conn.execute(query)).scalar_one())
 
     async def latest_benchmark_runs(self, limit: int = 1) -> list[dict]:
         """The latest ``limit`` runs, newest first, each with its ``results`` in insertion order."""

@@ -1,4 +1,7 @@
-"""Readiness: the active model is healthy and the database answers.
+"""Readiness: the server has started, the active model is warm and healthy, and the database answers.
+
+While the database is being migrated, or the active model loads or trains (bot/warmup.py), /ready is 503 with
+the reason (and the training's progress) without any model call.
 
 A model's health check runs one real inference (a paid call on Gemini), so each model's result is kept for
 `ttl_s` (`failed_ttl_s` after a failure, to notice a recovery sooner) and concurrent probes share one check.
@@ -22,14 +25,21 @@ class Readiness:
     active_model: str
     model: HealthStatus
     database: bool
+    reason: str = ""  # why not ready
+    progress: float | None = None  # training the active model: 0..1
 
     def to_dict(self) -> dict:
-        return {
+        data = {
             "ready": self.ready, "active_model": self.active_model,
             "model": {"healthy": self.model.healthy, "reason": self.model.reason,
                       "latency_ms": self.model.latency_ms},
             "database": "ok" if self.database else "unreachable",
         }
+        if not self.ready:
+            data["reason"] = self.reason or self.model.reason or "the database is unreachable"
+        if self.progress is not None:
+            data["progress"] = round(self.progress, 4)
+        return data
 
 
 class ReadinessProbe:
@@ -38,11 +48,21 @@ class ReadinessProbe:
         self.ttl_s = ttl_s
         self.failed_ttl_s = failed_ttl_s
         self.last: dict[str, tuple[float, HealthStatus]] = {}  # model -> (monotonic time, status)
+        self.shown_for_s: dict[str, float] = {}  # per model, how long healthy() shows a result (HealthWatch sets it)
         self._locks: dict[str, asyncio.Lock] = {}
 
     async def check(self) -> Readiness:
-        name = self.runtime.pipeline.active_model
-        model, database = await asyncio.gather(self.model_health(name), self.runtime.db.ping())
+        runtime = self.runtime
+        name = runtime.pipeline.active_model
+        if not runtime.started.is_set():
+            reason = "starting: migrating the database"
+            return Readiness(False, name, HealthStatus(False, reason), False, reason)
+        warmth = runtime.warmup.status(name) if runtime.warmup is not None else None
+        if warmth is not None and warmth.state in ("loading", "training"):
+            database = await runtime.db.ping()
+            return Readiness(False, name, HealthStatus(False, warmth.reason), database, warmth.reason,
+                             warmth.progress)
+        model, database = await asyncio.gather(self.model_health(name), runtime.db.ping())
         return Readiness(model.healthy and database, name, model, database)
 
     async def model_health(self, name: str) -> HealthStatus:
@@ -64,5 +84,6 @@ class ReadinessProbe:
         """The latest known health of each model checked within the cache time (for the Prometheus gauge), so a
         model switched away from stops reporting instead of keeping an alert firing."""
         now = time.monotonic()
+        default = max(self.ttl_s, self.failed_ttl_s) * 2
         return {name: status.healthy for name, (at, status) in self.last.items()
-                if now - at < max(self.ttl_s, self.failed_ttl_s) * 2 or name == self.runtime.pipeline.active_model}
+                if now - at < self.shown_for_s.get(name, default) or name == self.runtime.pipeline.active_model}
