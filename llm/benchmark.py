@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from llm.budget import SpendGuard
 from llm.errors import BenchmarkBusyError
 from llm.evaluation import evaluate
 
@@ -58,6 +59,7 @@ class ModelBenchmark:
     completion_tokens: int = 0
     errors: int = 0
     cost_usd: float | None = None
+    queue_p50_ms: float | None = None  # waiting behind live requests (not part of the latency figures)
 
 
 @dataclass
@@ -121,6 +123,8 @@ class BenchmarkRunner:
         self.holder = holder_id()  # one run at a time across replicas: the database lease
         self.lease_ttl_s = LEASE_TTL_S
         self.lease_renew_s = LEASE_RENEW_S
+        self.skip_reason: Callable[[str], str | None] = lambda name: None  # the pipeline: open circuits
+        self.budget_usd_per_day: float = getattr(factory.settings, "benchmark_budget_usd_per_day", 1.0)
 
     @property
     def running(self) -> bool:
@@ -172,7 +176,7 @@ class BenchmarkRunner:
                                    seed if seed is not None else time.time_ns())
         run = BenchmarkRun(trigger=trigger, sample_size=len(chosen), started_at=datetime.now(UTC))
         for name in models or self.models:
-            run.results.append(await self._benchmark_model(name, chosen, progress))
+            run.results.append(await self._benchmark_model(name, chosen, progress, trigger))
         run.finished_at = datetime.now(UTC)
         run.recommendation = recommend(run.results)
         run.id = await self.store.save_benchmark_run(run.to_dict() | {
@@ -180,14 +184,26 @@ class BenchmarkRunner:
         await asyncio.to_thread(self._append_log, run)
         return run
 
-    async def _benchmark_model(self, name: str, examples: list[Example],
-                               progress: Progress | None) -> ModelBenchmark:
+    async def _benchmark_model(self, name: str, examples: list[Example], progress: Progress | None,
+                               trigger: str = "manual") -> ModelBenchmark:
         outcome = ModelBenchmark(model=name, n=len(examples))
+        skip = self.skip_reason(name)  # a model whose circuit is open is not asked: it is failing users already
+        if skip:
+            outcome.available, outcome.reason = False, f"skipped: {skip}"
+            return outcome
         try:
             adapter = await self.factory.get(name)
         except Exception as exc:  # noqa: BLE001 - an unavailable model is recorded with its reason
             outcome.available, outcome.reason = False, str(exc) or type(exc).__name__
             return outcome
+        spend = None
+        if trigger == "periodic" and adapter.sends_data_off_host:  # nobody asked for these paid calls
+            if adapter.estimated_call_cost_usd is None:
+                outcome.available, outcome.reason = False, "skipped: no known price, so no budget can hold"
+                return outcome
+            since = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+            spend = SpendGuard(self.budget_usd_per_day, await self.store.benchmark_spend(since, "periodic"),
+                               adapter.estimated_call_cost_usd)
         done = 0
 
         def tick(step: int) -> None:
@@ -197,15 +213,19 @@ class BenchmarkRunner:
                 progress(name, done)
 
         report = await evaluate(adapter, examples, concurrency=self.concurrency, timeout_s=self.timeout_s,
-                                progress=tick)
+                                progress=tick, spend=spend)
         figures = report.summary()
+        outcome.n = report.asked
+        outcome.queue_p50_ms = figures["queue_p50_ms"]
         outcome.model_version, outcome.device = adapter.version, adapter.device
         outcome.latency_p50_ms, outcome.latency_p99_ms = figures["latency_p50_ms"], figures["latency_p99_ms"]
         outcome.accuracy, outcome.errors = report.accuracy, report.errors
         outcome.prompt_tokens, outcome.completion_tokens = report.prompt_tokens, report.completion_tokens
         outcome.cost_usd = report.cost_usd if adapter.sends_data_off_host else None
         outcome.reason = report.first_error
-        if examples and report.errors == len(examples):
+        if spend is not None and spend.refused:
+            outcome.reason = "; ".join(filter(None, [spend.describe(), outcome.reason]))
+        if examples and (report.asked == 0 or report.errors == report.asked):
             outcome.available = False
         return outcome
 

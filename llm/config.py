@@ -20,6 +20,7 @@ class LLMSettings(BaseSettings):
     banking77_dir: Path | None = None  # Banking77 CSVs; downloaded with a pinned checksum when unset
     benchmark_every_n: int = 50  # a background benchmark of all models every N requests; 0 = never
     benchmark_sample: int = 20  # test examples (stratified) in the periodic benchmark
+    benchmark_budget_usd_per_day: float = 1.00  # paid calls of periodic benchmarks, summed over every replica
     fallback_order: str = "custom,qlora,gemini"  # tried in this order after the active model
     model_timeout_s: float = 30.0  # per-call timeout; an adapter may ask for less
     breaker_failures: int = 3  # consecutive failures that open a model's circuit
@@ -43,6 +44,10 @@ class LLMSettings(BaseSettings):
     qlora_backend: str = "vllm"  # vllm | vllm-server | transformers
     vllm_server_url: str = "http://127.0.0.1:8000/v1"
     vllm_api_key: str | None = None  # secret: the key `vllm serve --api-key` was started with (Bearer)
+
+    # Encoder (a pretrained sentence encoder + intent head, on the CPU)
+    encoder_base_model: str = "sentence-transformers/all-MiniLM-L6-v2"  # hub id or local directory (training)
+    encoder_dir: Path | None = None  # the trained checkpoint; default $MODEL_DIR/encoder
 
     @field_validator("fallback_order")
     @classmethod
@@ -81,3 +86,7 @@ class LLMSettings(BaseSettings):
     @property
     def custom_checkpoint_dir(self) -> Path:
         return self.model_dir / "custom"
+
+    @property
+    def encoder_checkpoint_dir(self) -> Path:
+        return self.encoder_dir or self.model_dir / "encoder"

@@ -9,11 +9,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from llm.priority import background_work
 from llm.stats import percentile
 
 if TYPE_CHECKING:
     from llm.adapters.base import ModelAdapter
     from llm.banking77 import Example
+    from llm.budget import SpendGuard
 
 
 @dataclass
@@ -24,8 +26,10 @@ class EvalReport:
     n: int
     correct: int = 0
     errors: int = 0
+    not_asked: int = 0  # refused by the spending guard (counted in n, not in accuracy)
     first_error: str = ""
-    latencies_ms: list[float] = field(default_factory=list, repr=False)
+    latencies_ms: list[float] = field(default_factory=list, repr=False)  # the model's time, queueing excluded
+    queue_ms: list[float] = field(default_factory=list, repr=False)  # waiting behind live requests
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cost_usd: float = 0.0
@@ -33,8 +37,12 @@ class EvalReport:
     pairs: list[tuple[str, str | None]] = field(default_factory=list, repr=False)  # (gold, predicted)
 
     @property
+    def asked(self) -> int:
+        return self.n - self.not_asked
+
+    @property
     def accuracy(self) -> float | None:
-        return self.correct / self.n if self.n else None
+        return self.correct / self.asked if self.asked else None
 
     @property
     def throughput_per_s(self) -> float | None:
@@ -64,6 +72,7 @@ class EvalReport:
             "model": self.model, "model_version": self.model_version, "device": self.device, "n": self.n,
             "accuracy": self.accuracy, "macro_f1": self.macro_f1, "errors": self.errors,
             "latency_p50_ms": percentile(self.latencies_ms, 50), "latency_p99_ms": percentile(self.latencies_ms, 99),
+            "queue_p50_ms": percentile(self.queue_ms, 50), "not_asked": self.not_asked,
             "throughput_per_s": self.throughput_per_s, "prompt_tokens": self.prompt_tokens,
             "completion_tokens": self.completion_tokens, "cost_usd": self.cost_usd, "wall_s": self.wall_s,
             "first_error": self.first_error,
@@ -71,26 +80,44 @@ class EvalReport:
 
 
 async def evaluate(adapter: ModelAdapter, examples: Sequence[Example], *, concurrency: int = 8,
-                   timeout_s: float = 60.0, progress: Callable[[int], None] | None = None) -> EvalReport:
-    """Each example goes straight to the adapter (no fallback), at most `concurrency` at a time."""
+                   timeout_s: float = 60.0, progress: Callable[[int], None] | None = None,
+                   spend: SpendGuard | None = None) -> EvalReport:
+    """Each example goes straight to the adapter (no fallback), at most `concurrency` at a time, as background
+    work: where a model queues (custom's batcher), live requests go first, and the time spent waiting behind
+    them (`extra["queue_ms"]`) is reported apart from the model's latency. `spend` refuses paid calls past a
+    budget (those examples are not asked)."""
     report = EvalReport(adapter.name, adapter.version, adapter.device, len(examples))
     gate = asyncio.Semaphore(concurrency)
 
     async def ask(example: Example) -> None:
         async with gate:
+            reserved = spend.estimate_usd if spend else 0.0
+            if spend is not None and not spend.reserve():
+                report.not_asked += 1
+                if progress:
+                    progress(1)
+                return
+            cost = 0.0
             try:
-                result = await asyncio.wait_for(adapter.generate(example.text, record=False), timeout_s)
+                with background_work():
+                    result = await asyncio.wait_for(adapter.generate(example.text, record=False), timeout_s)
             except Exception as exc:  # noqa: BLE001 - an error is a wrong answer, counted apart
                 report.errors += 1
                 report.first_error = report.first_error or f"{type(exc).__name__}: {exc}"
                 report.pairs.append((example.intent, None))
             else:
-                report.latencies_ms.append(result.latency_ms)
+                cost = result.cost_usd or 0.0
+                queued = float(result.extra.get("queue_ms") or 0.0)
+                report.queue_ms.append(queued)
+                report.latencies_ms.append(max(0.0, result.latency_ms - queued))
                 report.correct += result.intent == example.intent
                 report.pairs.append((example.intent, result.intent))
                 report.prompt_tokens += result.prompt_tokens
                 report.completion_tokens += result.completion_tokens
                 report.cost_usd += result.cost_usd or 0.0
+            finally:
+                if spend is not None:
+                    spend.settle(reserved, cost)
         if progress:
             progress(1)
 

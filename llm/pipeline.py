@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from llm.calls import OK, ModelCall, failed_call
-from llm.circuit_breaker import CircuitBreaker
+from llm.circuit_breaker import BreakerState, CircuitBreaker
 from llm.errors import AllModelsFailedError, CircuitOpenError, InvalidPromptError, LLMError, ModelTimeoutError
 from llm.live_metrics import LiveMetrics
 from llm.redact import redact
@@ -76,6 +76,8 @@ class BankingLLMPipeline:
         self.benchmark_task: asyncio.Task | None = None
         self.request_listeners: list[Callable[[dict[str, Any]], None]] = []  # e.g. Prometheus, JSON logs
         self.live = LiveMetrics()  # per-model figures from the call records (what users' requests met)
+        if benchmark is not None:
+            benchmark.skip_reason = self._open_circuit  # a failing model is not benchmarked on top
 
     @property
     def active_model(self) -> str:
@@ -89,6 +91,12 @@ class BankingLLMPipeline:
         if name not in self.breakers:
             self.breakers[name] = CircuitBreaker(self.options.breaker_failures, self.options.breaker_cooldown_s)
         return self.breakers[name]
+
+    def _open_circuit(self, name: str) -> str | None:
+        breaker = self.breakers.get(name)
+        if breaker is None or breaker.state is not BreakerState.OPEN:
+            return None
+        return f"circuit open after {breaker.consecutive_failures} failures"
 
     def chain(self) -> list[str]:
         active = self.active_model

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, Protocol
 
 
@@ -21,6 +22,9 @@ class PipelineStore(Protocol):
                             reason: str = "") -> None: ...
 
     async def save_benchmark_run(self, run: dict[str, Any]) -> int: ...
+
+    async def benchmark_spend(self, since: datetime, trigger: str) -> float:
+        """USD spent by the benchmark runs of ``trigger`` started since ``since``, on every replica."""
 
     async def acquire_lease(self, name: str, holder: str, ttl_s: float) -> bool:
         """Take or renew a lock shared by every replica until ``ttl_s`` from now; False while another holds it."""

@@ -17,6 +17,9 @@ class Scripted:
     delay_s: float = 0.0  # sleep before answering (a slow or hanging model)
     error: Exception | None = None  # raise instead of answering
     gate: asyncio.Event | None = None  # wait for this event before answering
+    cost_usd: float | None = None  # what the call cost (a paid model)
+    extra: dict | None = None  # the result's adapter-specific figures, e.g. {"queue_ms": 5.0}
+    latency_ms: float | None = None  # the model's own time as it reports it (default: delay_s)
 
 
 class ScriptedAdapter(ModelAdapter):
@@ -59,9 +62,11 @@ class ScriptedAdapter(ModelAdapter):
         if step.error is not None:
             raise step.error
         return GenerationResult(
-            text=step.text, intent=step.intent, latency_ms=step.delay_s * 1000, prompt_tokens=len(prompt.split()),
-            completion_tokens=len(step.text.split()), confidence=step.confidence, model_version=self.version,
-            device=self.device, model=self.name,
+            text=step.text, intent=step.intent,
+            latency_ms=step.delay_s * 1000 if step.latency_ms is None else step.latency_ms,
+            prompt_tokens=len(prompt.split()), completion_tokens=len(step.text.split()), confidence=step.confidence,
+            model_version=self.version, device=self.device, model=self.name, cost_usd=step.cost_usd,
+            extra=dict(step.extra or {}),
         )
 
 

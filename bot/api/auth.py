@@ -21,3 +21,13 @@ def require_admin(request: web.Request, token: str | None) -> None:
         raise ApiError(401, "unauthorized", "send Authorization: Bearer <ADMIN_API_TOKEN>", challenge)
     if not hmac.compare_digest(presented.strip().encode(), token.encode()):
         raise ApiError(401, "unauthorized", "the bearer token is not valid", challenge)
+
+
+def require_bearer(request: web.Request, token: str | None, realm: str) -> None:
+    """When `token` is set, the request must carry it as a Bearer token (401 otherwise); nothing when unset."""
+    if not token:
+        return
+    scheme, _, presented = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(presented.strip().encode(), token.encode()):
+        raise ApiError(401, "unauthorized", f"send Authorization: Bearer <{realm}>",
+                       {"WWW-Authenticate": f'Bearer realm="bankbot-{realm.lower()}"'})

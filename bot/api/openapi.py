@@ -45,9 +45,13 @@ def openapi_spec(max_prompt_chars: int, version_pattern: str) -> dict[str, Any]:
                 },
             }},
             "/benchmark/summary": {"get": {
-                "summary": "The latest benchmark run, live per-model metrics and the recommendation",
+                "summary": "The latest benchmark run, live per-model metrics and the recommendation; without "
+                           "the admin token, figures only (no failure reasons, hosts, URLs or costs)",
                 "operationId": "benchmarkSummary",
+                "security": [{}, {"adminToken": []}],
                 "responses": {"200": _ok("The summary", {"$ref": ref + "BenchmarkSummary"}),
+                              "401": _error("An Authorization header without the admin token"),
+                              "403": _error("An Authorization header while ADMIN_API_TOKEN is unset"),
                               "503": _error("The database is unreachable")},
             }},
             "/model/switch/{version}": {"post": {
@@ -76,9 +80,12 @@ def openapi_spec(max_prompt_chars: int, version_pattern: str) -> dict[str, Any]:
                               "503": _ok("Not ready, with the reason", {"$ref": ref + "Readiness"})},
             }},
             "/metrics": {"get": {
-                "summary": "Prometheus metrics", "operationId": "metrics",
+                "summary": "Prometheus metrics (Bearer METRICS_TOKEN when the server sets one)",
+                "operationId": "metrics",
+                "security": [{}, {"metricsToken": []}],
                 "responses": {"200": {"description": "Prometheus text exposition format",
-                                      "content": {"text/plain": {"schema": {"type": "string"}}}}},
+                                      "content": {"text/plain": {"schema": {"type": "string"}}}},
+                              "401": _error("METRICS_TOKEN is set and the request does not carry it")},
             }},
             "/openapi.json": {"get": {
                 "summary": "This description", "operationId": "openapi",
@@ -87,7 +94,9 @@ def openapi_spec(max_prompt_chars: int, version_pattern: str) -> dict[str, Any]:
         },
         "components": {
             "securitySchemes": {"adminToken": {"type": "http", "scheme": "bearer",
-                                               "description": "the server's ADMIN_API_TOKEN"}},
+                                               "description": "the server's ADMIN_API_TOKEN"},
+                                "metricsToken": {"type": "http", "scheme": "bearer",
+                                                 "description": "the server's METRICS_TOKEN"}},
             "schemas": _schemas(max_prompt_chars),
         },
     }

@@ -8,9 +8,10 @@ from datetime import UTC, datetime, timedelta
 
 from aiohttp import web
 
-from bot.api.auth import require_admin
+from bot.api.auth import require_admin, require_bearer
 from bot.api.errors import ApiError, error_response, json_response
 from bot.api.openapi import openapi_spec
+from bot.api.public_view import public_summary
 from bot.api.readiness import ReadinessProbe
 from bot.api.validation import (
     body_limit,
@@ -86,6 +87,13 @@ class ApiRoutes:
         }, headers={"X-Request-ID": context.request_id})
 
     async def benchmark_summary(self, request: web.Request) -> web.Response:
+        """Everything for the admin token; without any token, the figures only (see bot/api/public_view.py)."""
+        admin = "Authorization" in request.headers
+        if admin:
+            try:
+                require_admin(request, self.runtime.settings.admin_api_token)
+            except ApiError as exc:
+                return exc.response()
         db = self.runtime.db
         try:
             runs = await db.latest_benchmark_runs(1)
@@ -94,13 +102,14 @@ class ApiRoutes:
             log.warning("benchmark summary: database error: %s", exc)
             return error_response(503, "database_unavailable", "the database is unreachable; retry later")
         latest = runs[0] if runs else None
-        return json_response({
+        summary = {
             "active_model": self.pipeline.active_model,
             "latest_run": latest,
             "recommendation": latest["recommendation"] if latest else None,
             "live": self.pipeline.metrics(),
             "recent": recent,
-        })
+        }
+        return json_response(summary if admin else public_summary(summary))
 
     async def switch_model(self, request: web.Request) -> web.Response:
         try:
@@ -127,6 +136,10 @@ class ApiRoutes:
     async def prometheus(self, request: web.Request) -> web.Response:
         from prometheus_client import CONTENT_TYPE_LATEST
 
+        try:
+            require_bearer(request, self.runtime.settings.metrics_token, "METRICS_TOKEN")
+        except ApiError as exc:
+            return exc.response()
         return web.Response(body=await self.metrics.render(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     async def openapi(self, request: web.Request) -> web.Response:

@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar
 
 from llm.metrics import ModelMetrics
+from llm.priority import background_work
 
 OUT_OF_SCOPE = "out_of_scope"
 HEALTH_PROBE = "How do I activate my new card?"
@@ -61,6 +62,7 @@ class ModelAdapter(abc.ABC):
     default_version: ClassVar[str]  # e.g. "custom_model_built_0.0.0"
     sends_data_off_host: ClassVar[bool] = False  # True for cloud APIs: prompts are redacted first
     default_timeout_s: ClassVar[float] = 30.0
+    estimated_call_cost_usd: ClassVar[float | None] = None  # paid models: a call's cost before any is seen
 
     @classmethod
     def servable_versions(cls, settings: Any) -> list[str]:
@@ -99,7 +101,8 @@ class ModelAdapter(abc.ABC):
         started = time.perf_counter()
         try:
             async with asyncio.timeout(self.default_timeout_s):
-                await self.generate(HEALTH_PROBE, record=False)
+                with background_work():  # live requests go first where the model queues
+                    await self.generate(HEALTH_PROBE, record=False)
         except TimeoutError:
             return HealthStatus(False, f"the health check timed out after {self.default_timeout_s:g}s")
         except Exception as exc:  # noqa: BLE001 - any failure means unhealthy

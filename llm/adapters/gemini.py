@@ -84,6 +84,8 @@ class GeminiAdapter(ModelAdapter):
         self.model_id = model_id_for(self.version)  # e.g. "gemini-2.5-flash": the version string says which
         self.timeout_s = settings.gemini_timeout_s
         self.price: Price | None = price_for(self.model_id, price_table(settings.gemini_price_table))
+        # our prompt is ~6k tokens (the 77 intents and their answers) and a reply ~100 (thinking aside)
+        self.estimated_call_cost_usd = self.price.cost(8_000, 1_000) if self.price else None
         self.client: genai.Client | None = None
         self.kb: KnowledgeBase | None = None
         self.config: types.GenerateContentConfig | None = None
