@@ -69,7 +69,8 @@ def test_the_configmap_holds_the_custom_env_preset(manifests):
 
 def test_the_secret_holds_the_secrets_and_the_configmap_none(manifests):
     secret, config = manifests["Secret"]["stringData"], manifests["ConfigMap"]["data"]
-    for name in ("DATABASE_URL", "SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "GEMINI_API_KEY", "ADMIN_API_TOKEN"):
+    for name in ("DATABASE_URL", "SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "GEMINI_API_KEY", "ADMIN_API_TOKEN",
+                 "METRICS_TOKEN"):
         assert name in secret
     assert not [n for n in config if re.search(r"TOKEN|SECRET|KEY|PASSWORD|DATABASE_URL", n)]
     for container in _bankbot_containers(manifests):
