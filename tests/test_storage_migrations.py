@@ -16,8 +16,8 @@ from storage.migrate import alembic_config, current_revision
 from storage.models import Base
 from tests.storage_helpers import fresh_postgres_database
 
-TABLES = {"requests", "model_calls", "benchmark_runs", "benchmark_results", "model_switches", "settings", "processed_events",
-          "leases", "rate_limit_counters"}
+TABLES = {"requests", "model_calls", "benchmark_runs", "benchmark_results", "model_switches", "settings",
+          "processed_events", "leases", "rate_limit_counters"}
 
 
 @pytest.fixture
