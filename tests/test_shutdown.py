@@ -1,6 +1,6 @@
 """SIGTERM during traffic: a real server process (bot.server.serve on scripted models taking 1.5 s) stops
 accepting connections, finishes the API requests and the Slack answers that run after their ack, writes every
-request row, and exits 0."""
+request row, and exits 0. The request log is flushed before the models are closed, within its own budget."""
 
 from __future__ import annotations
 
@@ -11,12 +11,17 @@ import aiohttp
 import pytest
 from sqlalchemy import func, select
 
+from bot.runtime import Runtime
+from bot.settings import Settings
+from llm.pipeline import RequestContext
 from storage.database import Database
 from storage.models import RequestRecord
 from tests.fake_slack import BOT_USER_ID, FakeSlack
+from tests.scripted import Scripted, ScriptedAdapter, builders
 from tests.serve_helpers import start_server
 from tests.slack_helpers import event_body, mention, signed_headers
 from tests.storage_helpers import migrated_database
+from tests.tcp_proxy import TcpProxy
 
 SECRET = "shutdown-signing-secret"
 SLACK_EVENTS, API_REQUESTS = 12, 8
@@ -94,3 +99,51 @@ async def test_sigterm_finishes_requests_and_slack_answers_in_flight_then_exits_
     assert all(post["text"].startswith("custom answers: where is my card") for post in fake.posts())
     assert await rows_by_source(empty_postgres) == {"slack": SLACK_EVENTS, "api": API_REQUESTS}
     assert "cancelled" not in log and "Traceback" not in log, log[-3000:]
+
+
+class RecordsAtClose(ScriptedAdapter):
+    """A model that notes, when it is closed, how many request rows were still unwritten and how many stored."""
+
+    def __init__(self, name: str):
+        super().__init__(name, default=Scripted(f"{name} answers"))
+        self.runtime: Runtime | None = None
+        self.seen_at_close: tuple[int, int] | None = None  # (rows pending, rows in the database)
+
+    async def aclose(self) -> None:
+        assert self.runtime is not None
+        stored = sum((await rows_by_source(self.runtime.db)).values())
+        self.seen_at_close = (self.runtime.db.request_log.pending, stored)
+
+
+async def test_shutdown_flushes_the_request_log_before_it_closes_the_models(tmp_path):
+    custom = RecordsAtClose("custom")
+    settings = Settings(database_url=f"sqlite+aiosqlite:///{tmp_path / 'order.db'}", llm_model_version="custom",
+                        fallback_order="custom", benchmark_every_n=0)
+    runtime = await Runtime.create(settings, builders=builders(custom), serving=False)
+    custom.runtime = runtime
+    runtime.db.request_log.flush_interval_s = 3600  # rows wait in the buffer until the shutdown writes them
+    for i in range(5):
+        await runtime.pipeline.generate(f"card {i}", RequestContext(source="api"))
+    assert runtime.db.request_log.pending == 5
+    await runtime.aclose(flush_budget_s=30)
+    assert custom.seen_at_close == (0, 5)
+
+
+async def test_a_database_that_never_answers_costs_the_flush_its_budget_and_the_models_still_close(postgres_url):
+    custom = ScriptedAdapter("custom", default=Scripted("custom answers"))
+    closed = asyncio.Event()
+
+    async def close() -> None:
+        closed.set()
+
+    custom.aclose = close  # type: ignore[method-assign]
+    async with TcpProxy() as proxy:
+        settings = Settings(database_url=proxy.rewrite(postgres_url), llm_model_version="custom",
+                            fallback_order="custom", benchmark_every_n=0)
+        runtime = await Runtime.create(settings, builders=builders(custom), serving=False)
+        runtime.db.request_log.flush_interval_s = 3600
+        await runtime.pipeline.generate("card", RequestContext(source="api"))
+        proxy.black_hole()
+        async with asyncio.timeout(20):  # only stops a hung test: the flush's budget is 0.3 s
+            await runtime.aclose(flush_budget_s=0.3)
+        assert closed.is_set() and runtime.db.request_log.pending == 1  # counted as lost in the log
