@@ -43,6 +43,9 @@ PRUNE_EVERY_S = 60.0  # how often one process deletes finished rate-limit window
 EVENT_RETENTION = timedelta(hours=1)  # processed Slack event ids kept this long (Slack retries for minutes)
 
 
+READ_ONLY = "bankbot_read_only"  # execution option of Database.reads: SQLite begins those deferred
+
+
 def make_engine(url: str, *, command_timeout_s: float | None = PG_COMMAND_TIMEOUT_S) -> AsyncEngine:
     """An async engine tuned per backend: SQLite gets WAL, foreign keys and a busy timeout; PostgreSQL gets
     connect and statement timeouts."""
@@ -68,10 +71,11 @@ def make_engine(url: str, *, command_timeout_s: float | None = PG_COMMAND_TIMEOU
 
     @event.listens_for(engine.sync_engine, "begin")
     def _begin_immediate(conn):
-        # Take the write lock when the transaction starts, waiting up to the busy timeout. A deferred BEGIN that
-        # reads first and writes later fails at once with "database is locked" when another connection wrote
-        # in between (WAL snapshots cannot be upgraded), which bursts of concurrent requests make likely.
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # A writer takes the write lock when its transaction starts, waiting up to the busy timeout. A deferred
+        # BEGIN that reads first and writes later fails at once with "database is locked" when another connection
+        # wrote in between (WAL snapshots cannot be upgraded), which bursts of concurrent requests make likely.
+        # Reads (Database.reads) never write: a deferred BEGIN reads a WAL snapshot and waits for no writer.
+        conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get(READ_ONLY) else "BEGIN IMMEDIATE")
 
     return engine
 
@@ -83,6 +87,8 @@ class Database:
         self.request_timeout_s = request_timeout_s
         self.engine = make_engine(url)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        self.reads = self.engine.execution_options(**{READ_ONLY: True})  # same pool; never takes the write lock
+        self.read_sessions = async_sessionmaker(self.reads, expire_on_commit=False)
         self.request_log = RequestLog(self.engine, buffer_limit=buffer_limit,
                                       flush_interval_s=flush_interval_s, batch_size=batch_size)
         self._pruned_at = time.monotonic()
@@ -125,7 +131,7 @@ class Database:
     async def ping(self) -> bool:
         """True when the database answers ``SELECT 1`` within PING_TIMEOUT_S. Never raises."""
         async def probe() -> None:
-            async with self.engine.connect() as conn:
+            async with self.reads.connect() as conn:
                 await conn.execute(text("SELECT 1"))
 
         try:
@@ -163,7 +169,7 @@ class Database:
     # -- settings -------------------------------------------------------------------------------------
 
     async def get_setting(self, key: str) -> str | None:
-        async with self.engine.connect() as conn:
+        async with self.reads.connect() as conn:
             return (await conn.execute(select(Setting.value).where(Setting.key == key))).scalar_one_or_none()
 
     async def setting_once(self, key: str, value: str) -> str:
@@ -195,14 +201,14 @@ class Database:
     async def list_switches(self, limit: int = 20) -> list[dict]:
         """The latest ``limit`` switches, newest first."""
         query = select(ModelSwitch).order_by(ModelSwitch.at.desc(), ModelSwitch.id.desc()).limit(limit)
-        async with self.sessions() as session:
+        async with self.read_sessions() as session:
             return [switch.as_dict() for switch in (await session.scalars(query))]
 
     # -- request log ----------------------------------------------------------------------------------
 
     async def request_metrics(self, since: datetime | None = None) -> list[dict]:
         """Per-model count, latency (avg, p50, p99 over successes), error rate and tokens since ``since``."""
-        async with self.engine.connect() as conn:
+        async with self.reads.connect() as conn:
             return await request_metrics(conn, since)
 
     # -- benchmarks -----------------------------------------------------------------------------------
@@ -221,14 +227,14 @@ class Database:
         query = (select(func.coalesce(func.sum(BenchmarkResult.cost_usd), 0.0))
                  .join(BenchmarkRun, BenchmarkResult.run_id == BenchmarkRun.id)
                  .where(BenchmarkRun.trigger == trigger, BenchmarkRun.started_at >= since))
-        async with self.engine.connect() as conn:
+        async with self.reads.connect() as conn:
             return float((await conn.execute(query)).scalar_one())
 
     async def latest_benchmark_runs(self, limit: int = 1) -> list[dict]:
         """The latest ``limit`` runs, newest first, each with its ``results`` in insertion order."""
         query = (select(BenchmarkRun).options(selectinload(BenchmarkRun.results))
                  .order_by(BenchmarkRun.started_at.desc(), BenchmarkRun.id.desc()).limit(limit))
-        async with self.sessions() as session:
+        async with self.read_sessions() as session:
             runs = (await session.scalars(query)).all()
         return [run.as_dict() | {"results": [result.as_dict() for result in run.results]} for run in runs]
 
