@@ -49,6 +49,7 @@ class PipelineOptions:
     max_prompt_chars: int = 4000
     store_messages: bool = False  # keep the (redacted) message text in request rows
     user_hash_salt: str = "bankbot"
+    clock: Callable[[], float] = time.monotonic  # the circuit breakers' clock (tests move one by hand)
 
     @classmethod
     def from_settings(cls, settings: LLMSettings, **overrides: Any) -> PipelineOptions:
@@ -89,7 +90,8 @@ class BankingLLMPipeline:
 
     def breaker(self, name: str) -> CircuitBreaker:
         if name not in self.breakers:
-            self.breakers[name] = CircuitBreaker(self.options.breaker_failures, self.options.breaker_cooldown_s)
+            self.breakers[name] = CircuitBreaker(self.options.breaker_failures, self.options.breaker_cooldown_s,
+                                                 self.options.clock)
         return self.breakers[name]
 
     def _open_circuit(self, name: str) -> str | None:

@@ -70,13 +70,14 @@ async def test_all_models_failing_raises_one_error_with_every_reason(db):
 async def test_circuit_breaker_skips_a_failing_model_then_tries_it_again(db):
     flaky = ScriptedAdapter("flaky")  # nothing queued: every call fails
     steady = ScriptedAdapter("steady", default=Scripted("steady answer"))
-    pipeline = make_pipeline(db, flaky, steady, breaker_failures=3, breaker_cooldown_s=0.2)
+    now = [0.0]
+    pipeline = make_pipeline(db, flaky, steady, breaker_failures=3, breaker_cooldown_s=30, clock=lambda: now[0])
     for _ in range(3):
         assert (await pipeline.generate("card?")).model == "steady"
     assert len(flaky.prompts) == 3
     result = await pipeline.generate("card?")  # circuit open: flaky is not called
     assert len(flaky.prompts) == 3 and result.fallback_from == "flaky"
-    await asyncio.sleep(0.25)  # cool-down over: one trial call
+    now[0] += 31  # cool-down over: one trial call
     flaky.enqueue("flaky recovered")
     result = await pipeline.generate("card?")
     assert result.model == "flaky" and pipeline.breaker("flaky").consecutive_failures == 0
