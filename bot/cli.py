@@ -14,6 +14,7 @@ from bot.cli_commands import (
     cmd_serve,
     cmd_switch,
     cmd_train_custom,
+    cmd_train_encoder,
     cmd_train_qlora,
 )
 from bot.settings import load_settings
@@ -41,7 +42,7 @@ def _parser() -> argparse.ArgumentParser:
 
     ask = sub.add_parser("ask", help="ask one question")
     ask.add_argument("text")
-    ask.add_argument("--model", help="custom, qlora, gemini or a version string (default: the active model)")
+    ask.add_argument("--model", help="custom, qlora, gemini, encoder or a version string (default: the active model)")
     ask.add_argument("--json", action="store_true")
     ask.set_defaults(handler=cmd_ask)
 
@@ -71,6 +72,12 @@ def _parser() -> argparse.ArgumentParser:
     train_sub = train.add_subparsers(dest="model", required=True)
     train_sub.add_parser("custom", help="train the custom transformer into $MODEL_DIR/custom").set_defaults(
         handler=cmd_train_custom)
+    encoder = train_sub.add_parser("encoder", help="fine-tune a pretrained sentence encoder into $MODEL_DIR/encoder")
+    encoder.add_argument("--base", help="hub id or local directory (default: $ENCODER_BASE_MODEL)")
+    encoder.add_argument("--out", help="checkpoint directory (default: $ENCODER_DIR or $MODEL_DIR/encoder)")
+    encoder.add_argument("--epochs", type=int, help="fine-tuning epochs (default: 5)")
+    encoder.add_argument("--seed", type=int, default=1337)
+    encoder.set_defaults(handler=cmd_train_encoder)
     qlora = train_sub.add_parser("qlora", help="LoRA/QLoRA fine-tuning of a causal LM with peft")
     qlora.add_argument("--base", default="meta-llama/Llama-3.1-8B-Instruct", help="hub id or local path")
     qlora.add_argument("--out", help="adapter directory (default: $QLORA_ADAPTER_DIR or $MODEL_DIR/qlora)")

@@ -21,6 +21,7 @@ BUILTIN_ADAPTERS = {
     "custom": "llm.adapters.custom:CustomTransformerAdapter",
     "qlora": "llm.adapters.qlora:QLoRAAdapter",
     "gemini": "llm.adapters.gemini:GeminiAdapter",
+    "encoder": "llm.adapters.encoder:EncoderAdapter",
 }
 
 

@@ -10,12 +10,14 @@ DEFAULT_VERSIONS = {
     "custom": "custom_model_built_0.0.0",
     "qlora": "qlora_vllm_finetuned_model_v1.0.0",
     "gemini": "gemini_2.0_flash_v1.0.0",
+    "encoder": "encoder_minilm_v1.0.0",
 }
 # The version strings each built-in adapter accepts; other (test) adapters accept `<name>_<anything>`.
 VERSION_PATTERNS = {
     "custom": re.compile(r"custom_model_built_\d+\.\d+\.\d+"),
     "qlora": re.compile(r"qlora(?:_[a-z0-9]+)+_v\d+\.\d+\.\d+"),
     "gemini": re.compile(r"gemini_\d+(?:\.\d+)?(?:_[a-z]+)+_v\d+\.\d+\.\d+"),
+    "encoder": re.compile(r"encoder(?:_[a-z0-9]+)+_v\d+\.\d+\.\d+"),
 }
 
 
