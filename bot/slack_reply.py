@@ -12,6 +12,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.slack_context import BotServices
 from bot.slack_format import HELP, answer_messages, apology, footer_block, too_long
+from bot.warmup import WARMING_UP
 from llm.errors import AllModelsFailedError, InvalidPromptError
 from llm.pipeline import RequestContext
 
@@ -79,7 +80,8 @@ async def _answer(question: Question, bot: BotServices, client: AsyncWebClient, 
         result = await bot.runtime.pipeline.generate(question.text, context)
     except AllModelsFailedError as exc:
         log.error("request %s: every model failed: %s", context.request_id, exc.failures)
-        await post(client, question, [{"text": apology(context.request_id)}])
+        text = WARMING_UP if bot.runtime.warming_up() else apology(context.request_id)
+        await post(client, question, [{"text": text}])
     except InvalidPromptError as exc:
         await post(client, question, [{"text": f"Sorry, I can't read that message: {exc}."}])
     except Exception:  # noqa: BLE001 - the user gets the apology; the log gets the stack trace

@@ -10,6 +10,7 @@ to plain completions with the training's plain prompt.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from llm.errors import ModelResponseError, ModelUnavailableError
@@ -30,7 +31,7 @@ class ServerBackend:
         self.api = "chat"  # "chat" or "completions"
 
     async def load(self) -> None:
-        openai = require("openai")
+        openai = await asyncio.to_thread(require, "openai")  # a heavy import: off the event loop
         self.client = openai.AsyncOpenAI(base_url=self.base_url, api_key=self.api_key or "EMPTY",
                                          timeout=self.timeout_s, max_retries=0)
         try:

@@ -40,12 +40,12 @@ class VLLMBackend:
         self._thread: threading.Thread | None = None  # ... and the thread running it
 
     async def load(self) -> None:
-        require("vllm")
-        torch = require("torch")
-        if not torch.cuda.is_available():
+        await asyncio.to_thread(require, "vllm")  # heavy imports and CUDA's start: off the event loop
+        torch = await asyncio.to_thread(require, "torch")
+        if not await asyncio.to_thread(torch.cuda.is_available):
             raise ModelUnavailableError("the vllm QLoRA backend needs a CUDA GPU; none is visible")
         check_adapter_dir(self.adapter_dir)
-        transformers = require("transformers")
+        transformers = await asyncio.to_thread(require, "transformers")
         self.tokenizer = await asyncio.to_thread(transformers.AutoTokenizer.from_pretrained, self.base)
         # vLLM builds its async client (zmq sockets, output handler) for the event loop it is created in, and
         # building it loads the weights: minutes. So the engine lives on its own loop in its own thread, and
