@@ -1,9 +1,12 @@
 """The custom decoder-only transformer, trained from scratch on Banking77 (`bankbot train custom`), on the CPU.
 
-The model decodes the intent under a label constraint, then generates the answer itself with its KV cache.
-The user sees the model's own answer; where it differs from the knowledge base's entry for the predicted
-intent, the entry is shown instead and the divergence is counted (`kb_divergences` in get_metrics()).
-Concurrent requests are micro-batched: those arriving within a few milliseconds run as one batch.
+The model decodes the intent under a label constraint; its answer tokens attend to the label and the answer
+only, so each intent has exactly one answer. That answer is generated once per intent when the checkpoint
+loads (llm/custom/answer_cache.py) and a request costs one intent classification and a lookup. The user sees
+the model's own answer; where it differs from the knowledge base's entry for the intent, the entry is shown
+instead and the divergence is counted (`kb_divergences`, and `kb_divergent_intents` at load, in get_metrics()).
+A checkpoint whose answers see the question (trained with isolate_answers off) generates per request instead.
+Concurrent requests are micro-batched, live requests before background work (llm/priority.py).
 """
 
 from __future__ import annotations
@@ -11,20 +14,33 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
 
 from llm.adapters.base import OUT_OF_SCOPE, GenerationResult, ModelAdapter
 from llm.config import LLMSettings
+from llm.custom.answer_cache import AnswerCache, CachedAnswer
 from llm.custom.batcher import MicroBatcher
 from llm.custom.checkpoint import TRAIN_HINT, checkpoint_exists
-from llm.custom.predictor import Predictor, Reply
+from llm.custom.predictor import Intent, Predictor
 from llm.errors import ModelUnavailableError
 from llm.knowledge_base import KnowledgeBase, load_knowledge_base
 from llm.redact import strip_personal_data
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Served:
+    """One request's share of a batch, as the worker thread returns it."""
+
+    intent: Intent
+    answer: CachedAnswer | None  # None below the out-of-scope threshold
+    from_cache: bool  # the answer came from the per-intent cache (False: generated for this request)
+    intent_ms: float  # time until the batch's intents were decoded
+    batch_size: int
 
 
 class CustomTransformerAdapter(ModelAdapter):
@@ -42,60 +58,100 @@ class CustomTransformerAdapter(ModelAdapter):
         self.checkpoint_dir = settings.custom_checkpoint_dir
         self.predictor: Predictor | None = None
         self.kb: KnowledgeBase | None = None
-        self._batcher: MicroBatcher[str, Reply] | None = None
+        self.answer_cache: AnswerCache | None = None  # None when the checkpoint's answers see the question
+        self._batcher: MicroBatcher[str, Served] | None = None
         self._load_lock = asyncio.Lock()
-        self.kb_divergences = 0  # generated answers that differed from the knowledge-base entry
-        self.answers_generated = 0
+        self.kb_divergences = 0  # answers served whose generation differed from the knowledge-base entry
+        self.answers_generated = 0  # in-scope answers served
+        self.kb_divergent_intents: int | None = None  # intents whose generated answer differs, found at load
+        self.answer_cache_hits = 0
+        self.answer_cache_misses = 0
 
     async def load(self) -> None:
-        """Read the checkpoint once, in a worker thread; ModelUnavailableError when there is none."""
+        """Read the checkpoint and generate each intent's answer, in a worker thread; ModelUnavailableError when
+        there is no checkpoint."""
         async with self._load_lock:
             if self.predictor is not None:
                 return
             if not checkpoint_exists(self.checkpoint_dir):
                 raise ModelUnavailableError(f"no custom model checkpoint in {self.checkpoint_dir}: {TRAIN_HINT}")
-            predictor = await asyncio.to_thread(self._load_predictor)
-            self.kb = load_knowledge_base()
-            if self.kb.version != predictor.meta.kb_version:
+            predictor, kb, cache = await asyncio.to_thread(self._load_model)
+            if kb.version != predictor.meta.kb_version:
                 log.warning(
                     "custom model learned knowledge base %s, current is %s: answers will diverge until "
                     "it is retrained (`bankbot train custom`)",
                     predictor.meta.kb_version,
-                    self.kb.version,
+                    kb.version,
                 )
+            if cache is not None:
+                divergent = cache.divergent
+                self.kb_divergent_intents = len(divergent)
+                log.info(
+                    "custom model: answers of %d intents generated at load, %d differ from the knowledge base%s",
+                    len(cache),
+                    len(divergent),
+                    f" (shown as the entry instead): {', '.join(divergent[:10])}" if divergent else "",
+                )
+            else:
+                log.warning("custom model: its answers see the question, so each request generates its own")
+            self.kb, self.answer_cache = kb, cache
             self._batcher = MicroBatcher(self._respond, self.max_batch, self.batch_window_ms)
             self.predictor = predictor
 
-    def _load_predictor(self) -> Predictor:
+    def _load_model(self) -> tuple[Predictor, KnowledgeBase, AnswerCache | None]:
         torch.set_num_threads(self.torch_threads)
-        return Predictor.load(self.checkpoint_dir)
+        predictor, kb = Predictor.load(self.checkpoint_dir), load_knowledge_base()
+        cache = None
+        if predictor.answers_follow_intent:
+            cache = AnswerCache(predictor, kb)
+            cache.fill()
+        return predictor, kb, cache
 
-    def _respond(self, prompts: list[str]) -> list[Reply]:
-        assert self.predictor is not None
-        return self.predictor.respond(prompts, min_confidence=self.predictor.meta.oos_threshold)
+    def _respond(self, prompts: list[str]) -> list[Served]:
+        """One batch, in the worker thread: the intents, then each in-scope intent's answer."""
+        assert self.predictor is not None and self.kb is not None
+        threshold = self.predictor.meta.oos_threshold
+        started = time.perf_counter()
+        if self.answer_cache is None:  # answers that see the question: generated with the intent
+            replies = self.predictor.respond(prompts, min_confidence=threshold)
+            return [
+                Served(r.intent, _generated(r.intent, r.answer, r.completion_tokens, r.finished, self.kb, threshold),
+                       False, r.intent_ms, r.batch_size)
+                for r in replies
+            ]
+        intents = self.predictor.classify(prompts)
+        intent_ms = (time.perf_counter() - started) * 1000
+        in_scope = [i for i, intent in enumerate(intents) if intent.confidence >= threshold]
+        found = dict(zip(in_scope, self.answer_cache.answers([intents[i].label for i in in_scope]), strict=True))
+        return [
+            Served(intent, *found.get(i, (None, False)), intent_ms, len(prompts)) for i, intent in enumerate(intents)
+        ]
 
     async def _generate(self, prompt: str) -> GenerationResult:
         started = time.perf_counter()
         await self.load()
         assert self._batcher is not None and self.predictor is not None and self.kb is not None
-        reply = await self._batcher.submit(without_personal_data(prompt))
-        intent = reply.intent
-        out_of_scope = intent.confidence < self.predictor.meta.oos_threshold
+        served = await self._batcher.submit(without_personal_data(prompt))
+        intent, answer = served.intent, served.answer
         divergence = False
-        if out_of_scope:
+        if answer is None:
             label, text = OUT_OF_SCOPE, self.kb.out_of_scope_answer
+            completion_tokens = self.predictor.max_label_tokens  # the label it decoded, no answer
         else:
-            label, expected = intent.label, self.kb.answer(intent.label)
-            divergence = reply.answer != expected
-            text = expected if divergence else reply.answer
+            label, text, completion_tokens = intent.label, answer.shown, answer.completion_tokens
+            divergence = answer.diverges
             self.answers_generated += 1
             self.kb_divergences += divergence
+            if served.from_cache:
+                self.answer_cache_hits += 1
+            else:
+                self.answer_cache_misses += 1
         return GenerationResult(
             text=text,
             intent=label,
             latency_ms=(time.perf_counter() - started) * 1000,
             prompt_tokens=intent.prompt_tokens,
-            completion_tokens=reply.completion_tokens,
+            completion_tokens=completion_tokens,
             confidence=intent.confidence,
             model_version=self.version,
             device=self.device,
@@ -103,8 +159,9 @@ class CustomTransformerAdapter(ModelAdapter):
             model=self.name,
             extra={
                 "kb_divergence": divergence,
-                "intent_ms": round(reply.intent_ms, 3),
-                "batch_size": reply.batch_size,
+                "answer_cached": served.from_cache,
+                "intent_ms": round(served.intent_ms, 3),
+                "batch_size": served.batch_size,
                 "predicted_intent": intent.label,  # the best label even when below the threshold
                 "oos_threshold": self.predictor.meta.oos_threshold,
             },
@@ -112,18 +169,31 @@ class CustomTransformerAdapter(ModelAdapter):
 
     def get_metrics(self) -> dict[str, Any]:
         batcher = self._batcher
+        lookups = self.answer_cache_hits + self.answer_cache_misses
         return {
             **super().get_metrics(),
             "kb_divergences": self.kb_divergences,
             "answers_generated": self.answers_generated,
             "kb_divergence_rate": self.kb_divergences / self.answers_generated if self.answers_generated else 0.0,
+            "kb_divergent_intents": self.kb_divergent_intents,
+            "answer_cache_hits": self.answer_cache_hits,
+            "answer_cache_misses": self.answer_cache_misses,
+            "answer_cache_hit_rate": self.answer_cache_hits / lookups if lookups else None,
             "batches": batcher.batches if batcher else 0,
             "mean_batch_size": batcher.items / batcher.batches if batcher and batcher.batches else None,
+            "background_items": batcher.background_items if batcher else 0,
         }
 
     async def aclose(self) -> None:
         if self._batcher is not None:
             self._batcher.close()
+
+
+def _generated(
+    intent: Intent, text: str, tokens: int, finished: bool, kb: KnowledgeBase, threshold: float
+) -> CachedAnswer | None:
+    """A reply generated for one request, in the cache's terms; None below the out-of-scope threshold."""
+    return CachedAnswer(text, tokens, finished, kb.answer(intent.label)) if intent.confidence >= threshold else None
 
 
 def without_personal_data(prompt: str) -> str:

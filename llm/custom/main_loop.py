@@ -8,7 +8,6 @@ import random
 from typing import TYPE_CHECKING
 
 import torch
-from tqdm.auto import tqdm
 
 from llm.custom import data
 from llm.custom.intent_scoring import intent_logits
@@ -16,7 +15,10 @@ from llm.custom.train_steps import learning_rate, make_optimizer, train_step
 from llm.custom.transformer import GPT
 
 if TYPE_CHECKING:
+    from llm.custom.progress import Tick
     from llm.custom.train import TrainParams
+
+VALIDATION_STEPS = 4  # one validation pass costs about as much as this many training steps (progress weights)
 
 
 class MainLoop:
@@ -32,11 +34,15 @@ class MainLoop:
         self.best_accuracy, self.best_epoch, self.best_state = -1.0, 0, model.state_dict()
         self.step, self.loss_avg, self.epoch_losses = 0, float("nan"), []
 
-    def run(self, texts: list[str], labels_: list[int], oos: list[str], progress: bool) -> None:
+    @staticmethod
+    def total_steps(n_texts: int, params: TrainParams) -> int:
+        return math.ceil(n_texts / params.batch_size) * params.epochs
+
+    def run(self, texts: list[str], labels_: list[int], oos: list[str], tick: Tick) -> None:
+        """The epochs; tick(1) after each step, tick(VALIDATION_STEPS) after each epoch's validation."""
         params, tok = self.params, self.builder.tok
-        total = math.ceil((len(texts) + len(oos)) / params.batch_size) * params.epochs
+        total = self.total_steps(len(texts) + len(oos), params)
         optimizer = make_optimizer(self.model, params)
-        bar = tqdm(total=total, disable=not progress, desc="train custom", unit="step", dynamic_ncols=True)
         for epoch in range(1, params.epochs + 1):
             self.model.train()
             loss_sum, n_steps = 0.0, 0
@@ -53,12 +59,11 @@ class MainLoop:
                 self.step += 1
                 loss_sum, n_steps = loss_sum + loss, n_steps + 1
                 self.loss_avg = loss if math.isnan(self.loss_avg) else 0.98 * self.loss_avg + 0.02 * loss
-                bar.update(1)
-                bar.set_postfix(epoch=f"{epoch}/{params.epochs}", loss=f"{self.loss_avg:.3f}",
-                                val_acc=f"{max(self.best_accuracy, 0):.4f}")
+                tick(1, epoch=f"{epoch}/{params.epochs}", loss=f"{self.loss_avg:.3f}",
+                     val_acc=f"{max(self.best_accuracy, 0):.4f}")
             self.epoch_losses.append(loss_sum / max(1, n_steps))
             self._validate(epoch)
-        bar.close()
+            tick(VALIDATION_STEPS)
 
     def _validate(self, epoch: int) -> None:
         if not len(self.val_y):

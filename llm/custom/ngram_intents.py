@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn as nn
@@ -65,7 +65,7 @@ class NgramIntentModel(nn.Module):
         return self(*self.features(texts))
 
     def fit(self, texts: Sequence[str], labels: torch.Tensor, steps: int = 150, lr: float = 0.05,
-            l2: float = 1e-6) -> float:
+            l2: float = 1e-6, on_step: Callable[[], None] | None = None) -> float:
         """Set idf from `texts`, then minimise cross-entropy + l2 * |W|^2 by full-batch Adam; returns the final loss.
 
         A label of -1 marks a non-banking text: its target is the uniform distribution over the intents, so
@@ -103,6 +103,8 @@ class NgramIntentModel(nn.Module):
             g = (torch.softmax(x @ w + b, dim=-1) - target) / len(texts)  # d(cross-entropy)/d(logits)
             w.grad, b.grad = x_t @ g + 2 * l2 * w, g.sum(dim=0)
             optimizer.step()
+            if on_step is not None:
+                on_step()
         loss = float(F.cross_entropy(x @ w + b, target)) + l2 * float(w.square().sum())
         with torch.no_grad():
             self.weight.weight.zero_()

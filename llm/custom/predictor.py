@@ -164,6 +164,11 @@ class Predictor:
                 intents[i] = intent
         return intents
 
+    @property
+    def answers_follow_intent(self) -> bool:
+        """The answer tokens attend to the label and the answer only: each intent has exactly one answer."""
+        return not self.model.config.answer_sees_question
+
     @torch.inference_mode()
     def respond(self, texts: list[str], max_answer_tokens: int = 128, min_confidence: float = 0.0) -> list[Reply]:
         """Intent, then the answer, greedily, for every text; the batch decodes in lockstep.
@@ -182,13 +187,39 @@ class Predictor:
         )
         intents, tokens, intent_index = self._decode_intents(dec, prompts, texts)
         intent_ms = (time.perf_counter() - started) * 1000
-        B = len(texts)
+        skip = [i.confidence < min_confidence for i in intents]
+        answers = self._answers(dec, tokens, intent_index, skip, max_answer_tokens)
+        return [Reply(intent, *answer, intent_ms, len(texts)) for intent, answer in zip(intents, answers, strict=True)]
+
+    @torch.inference_mode()
+    def answers_for(self, labels: list[str], max_answer_tokens: int = 128) -> list[tuple[str, int, bool]]:
+        """(answer, completion tokens, finished) of each intent, generated as respond() does after that intent.
+
+        Only for a model whose answers follow the intent alone (answers_follow_intent): the label and answer
+        tokens see no question, so an empty one stands in for all of them.
+        """
+        if not self.answers_follow_intent:
+            raise ValueError("this model's answers depend on the question: generate them with respond()")
+        index = [self.labels.index(label) for label in labels]
+        prompts = [[self.tok.bos_id, self.tok.sep_id]] * len(labels)
+        extra = self.max_label_tokens + max_answer_tokens
+        dec = _Decoder(self.model, prompts, self.tok.pad_id, extra, self.label_position)  # no bag: nothing sees it
+        label_tokens = [self.tok.label_ids[i] for i in index]
+        return self._answers(dec, label_tokens, torch.tensor(index), [False] * len(labels), max_answer_tokens)
+
+    def _answers(
+        self, dec: _Decoder, label_tokens: list[int], intent_index: torch.Tensor, skip: list[bool], max_tokens: int
+    ) -> list[tuple[str, int, bool]]:
+        """Greedy answers after each row's label token (fed first), in lockstep; rows in `skip` get none.
+
+        Returns (answer, completion tokens: label + answer + <eos>, finished with <eos> within the budget)."""
+        B = len(label_tokens)
         room = self.model.config.block_size - self.label_position - self.max_label_tokens
-        budget = min(max_answer_tokens, room)
+        budget = min(max_tokens, room)
         answers: list[list[int]] = [[] for _ in range(B)]
-        done = [i.confidence < min_confidence for i in intents]
+        done = list(skip)
         fed = torch.tensor([not d for d in done]) if any(done) else None  # None: every row is decoding
-        next_tokens = torch.tensor(tokens)
+        next_tokens = torch.tensor(label_tokens)
         for _ in range(budget if not all(done) else 0):
             dec.step(next_tokens, fed, intent_index)
             next_tokens = dec.logits.argmax(dim=-1)  # (B,)
@@ -200,15 +231,12 @@ class Predictor:
                 break
             fed = torch.tensor([not d for d in done]) if any(done) else None
         return [
-            Reply(
-                intent,
+            (
                 self.tok.decode([t for t in ans if t != self.tok.eos_id]).strip(),
                 self.max_label_tokens + len(ans),
                 bool(ans) and ans[-1] == self.tok.eos_id,
-                intent_ms,
-                B,
             )
-            for intent, ans in zip(intents, answers, strict=True)
+            for ans in answers
         ]
 
     @torch.inference_mode()

@@ -20,16 +20,26 @@ from llm.custom import data
 from llm.custom.answer_check import exact_answers
 from llm.custom.checkpoint import CheckpointMeta, checkpoint_exists, save_checkpoint
 from llm.custom.intent_scoring import choose_mix, intent_logits, mixed_logits, tune_threshold
-from llm.custom.main_loop import MainLoop
+from llm.custom.main_loop import VALIDATION_STEPS, MainLoop
 from llm.custom.ngram_intents import NgramIntentModel
 from llm.custom.out_of_scope import synthetic_out_of_scope
 from llm.custom.predictor import Predictor
+from llm.custom.progress import OnProgress, TrainingProgress
 from llm.custom.tokenizer import BankTokenizer, normalize_question
 from llm.custom.train_steps import polish_answers
 from llm.custom.transformer import GPT, GPTConfig
 from llm.knowledge_base import load_knowledge_base
 
 __all__ = ["TrainParams", "TrainReport", "checkpoint_exists", "train_custom"]
+
+# Typical wall time of each phase's unit on the default configuration (2 cores, fp32): the progress weights
+NGRAM_STEP_S = 0.29  # one full-batch step of the n-gram fit
+TOKENIZER_S = 0.5  # the BPE tokenizer
+MAIN_STEP_S = 0.11  # one main-loop step (a validation pass counts as VALIDATION_STEPS steps)
+POLISH_STEP_S = 0.2  # one answer-polish step (one question per intent, each with its answer)
+EVALUATE_S = 3.0  # intent logits of validation and non-banking prompts, the n-gram mix, the threshold
+CHECK_QUESTION_S = 0.1  # one question of the exact-answer check (intent + generated answer)
+SAVE_S = 1.0
 
 
 @dataclass
@@ -92,8 +102,15 @@ class TrainReport:
     params: dict[str, Any]
 
 
-def train_custom(config: LLMSettings | TrainParams, progress: bool = True) -> TrainReport:
-    """Train and save to `settings.custom_checkpoint_dir` (defaults) or to `params.out_dir`."""
+def train_custom(
+    config: LLMSettings | TrainParams, progress: bool = True, on_progress: OnProgress | None = None
+) -> TrainReport:
+    """Train and save to `settings.custom_checkpoint_dir` (defaults) or to `params.out_dir`.
+
+    progress: one bar over every phase, with its ETA, and a summary at the end. on_progress(fraction, phase) is
+    called, from this thread, as training advances: fraction 0..1 of the whole training (phases weighted by
+    their typical duration), at most about a thousand times.
+    """
     params = config if isinstance(config, TrainParams) else TrainParams(out_dir=config.custom_checkpoint_dir)
     if params.bf16 is None:  # bfloat16 pays only where the CPU has bf16 units; elsewhere it is emulated, slowly
         params = replace(params, bf16=bool(torch.ops.mkldnn._is_mkldnn_bf16_supported()))
@@ -110,15 +127,20 @@ def train_custom(config: LLMSettings | TrainParams, progress: bool = True) -> Tr
     train_labels = [label_index[e.intent] for e in train_ex]
     val_y = torch.tensor([label_index[e.intent] for e in val_ex], dtype=torch.long)
     oos_train = synthetic_out_of_scope(params.n_out_of_scope, seed=params.seed)
+    one_per_intent = list({e.intent: e.text for e in val_ex or train_ex}.values())
+    main_steps = MainLoop.total_steps(len(train_ex) + len(oos_train), params)
+    bar = TrainingProgress(_phase_weights(params, main_steps, len(one_per_intent)), progress, on_progress)
     ngrams = NgramIntentModel(params.intent_ngram_buckets, len(all_labels)) if params.intent_ngram_buckets else None
-    if ngrams is not None:  # the wide half of the intent head: convex, fitted in seconds
-        texts = [normalize_question(t) for t in [e.text for e in train_ex] + oos_train]
-        targets = torch.tensor(train_labels + [data.OUT_OF_SCOPE_TARGET] * len(oos_train))
-        ngrams.fit(texts, targets, params.ngram_steps, l2=params.ngram_l2)
+    with bar.phase("n-gram fit", params.ngram_steps if ngrams is not None else 0) as tick:
+        if ngrams is not None:  # the wide half of the intent head: convex, fitted in seconds
+            texts = [normalize_question(t) for t in [e.text for e in train_ex] + oos_train]
+            targets = torch.tensor(train_labels + [data.OUT_OF_SCOPE_TARGET] * len(oos_train))
+            ngrams.fit(texts, targets, params.ngram_steps, l2=params.ngram_l2, on_step=tick)
 
-    tok = BankTokenizer.train(
-        [normalize_question(e.text) for e in train_ex] + answers * 3, all_labels, params.vocab_size
-    )
+    with bar.phase("tokenizer"):
+        tok = BankTokenizer.train(
+            [normalize_question(e.text) for e in train_ex] + answers * 3, all_labels, params.vocab_size
+        )
     gpt = replace(params.gpt, vocab_size=tok.vocab_size, n_intents=len(all_labels) if params.intent_embeddings else 0,
                   answer_sees_question=not params.isolate_answers)
     model = GPT(gpt)
@@ -133,12 +155,71 @@ def train_custom(config: LLMSettings | TrainParams, progress: bool = True) -> Tr
     label_ids = torch.tensor(tok.label_ids)
     val_q = data.encode_questions(tok, [e.text for e in val_ex])
     loop = MainLoop(model, builder, params, rng, label_ids, val_q, val_y)
-    loop.run([e.text for e in train_ex], train_labels, oos_train, progress)
+    with bar.phase("main loop", main_steps + params.epochs * VALIDATION_STEPS) as tick:
+        loop.run([e.text for e in train_ex], train_labels, oos_train, tick)
 
     model.load_state_dict(loop.best_state)
-    polish_answers(model, builder, data.encode_questions(tok, [e.text for e in train_ex]), train_labels, label_ids,
-                   params, rng)
+    with bar.phase("answer polish", params.polish_steps) as tick:
+        polish_answers(model, builder, data.encode_questions(tok, [e.text for e in train_ex]), train_labels,
+                       label_ids, params, rng, on_step=tick)
     model.eval()
+    with bar.phase("intent mix + threshold"):
+        ev = _evaluate(model, builder, tok, ngrams, val_ex, val_q, val_y, label_ids, params)
+    meta = CheckpointMeta(
+        gpt=gpt,
+        labels=all_labels,
+        kb_version=kb.version,
+        max_question_tokens=params.max_question_tokens,
+        oos_threshold=ev.threshold,
+        intent_ngram_buckets=params.intent_ngram_buckets,
+    )
+    with bar.phase("exact-answer check", len(one_per_intent)) as tick:
+        exact = exact_answers(Predictor(model, tok, meta, ngrams), one_per_intent, kb, on_batch=tick)
+    seconds = time.perf_counter() - started
+    report = TrainReport(
+        out_dir=str(params.out_dir),
+        train_seconds=round(seconds, 1),
+        val_accuracy=ev.val_accuracy,
+        transformer_val_accuracy=ev.transformer_val_accuracy,
+        ngram_mix=ev.mix,
+        best_epoch=loop.best_epoch,
+        epochs=params.epochs,
+        steps=loop.step,
+        final_loss=loop.loss_avg,
+        epoch_losses=loop.epoch_losses,
+        oos_threshold=ev.threshold,
+        oos_recall=ev.oos_recall,
+        exact_answers=exact,
+        n_params=model.num_params() + (ngrams.weight.weight.numel() if ngrams is not None else 0),
+        params={k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(params).items()},
+    )
+    meta.train = asdict(report)
+    with bar.phase("save"):
+        save_checkpoint(params.out_dir, model, tok, meta, ngrams)
+    bar.close()
+    if progress:
+        print(
+            f"custom model trained in {seconds / 60:.1f} min ({seconds:.0f} s): validation accuracy "
+            f"{ev.val_accuracy:.4f} (transformer alone {ev.transformer_val_accuracy:.4f}, epoch {loop.best_epoch} "
+            f"+ answer polish; n-gram mix {ev.mix}), exact answers {exact:.1%} of intents, out-of-scope threshold "
+            f"{ev.threshold:.3f}, saved to {params.out_dir}\nphases: {bar.summary()}"
+        )
+    return report
+
+
+@dataclass
+class _Evaluation:
+    mix: float  # the n-gram model's weight, chosen on validation
+    val_accuracy: float  # mixed intent head
+    transformer_val_accuracy: float
+    threshold: float  # out-of-scope confidence threshold
+    oos_recall: float  # share of held-out non-banking prompts below it
+
+
+def _evaluate(model: GPT, builder: data.SequenceBuilder, tok: BankTokenizer, ngrams: NgramIntentModel | None,
+              val_ex: list[Example], val_q: list[list[int]], val_y: torch.Tensor, label_ids: torch.Tensor,
+              params: TrainParams) -> _Evaluation:
+    """Choose the n-gram mix on validation, then the out-of-scope threshold (validation + non-banking prompts)."""
     oos_texts = synthetic_out_of_scope(200, seed=params.seed + 1)
     deep, oos_deep = intent_logits(model, builder, val_q, label_ids), intent_logits(
         model, builder, data.encode_questions(tok, oos_texts), label_ids
@@ -150,47 +231,28 @@ def train_custom(config: LLMSettings | TrainParams, progress: bool = True) -> Tr
         ngrams.mix.fill_(choose_mix(deep, wide, val_y))
     mix = float(ngrams.mix) if ngrams is not None else 0.0
     conf, pred = torch.softmax(mixed_logits(deep, wide, mix), dim=-1).max(dim=-1)
-    val_accuracy = float((pred == val_y).float().mean()) if len(val_y) else 0.0
     oos_conf = torch.softmax(mixed_logits(oos_deep, oos_wide, mix), dim=-1).max(dim=-1).values
     threshold = tune_threshold(conf, pred == val_y, params.max_threshold_cost, oos_conf, params.oos_recall)
-    meta = CheckpointMeta(
-        gpt=gpt,
-        labels=all_labels,
-        kb_version=kb.version,
-        max_question_tokens=params.max_question_tokens,
-        oos_threshold=threshold,
-        intent_ngram_buckets=params.intent_ngram_buckets,
-    )
-    one_per_intent = list({e.intent: e.text for e in val_ex or train_ex}.values())
-    exact = exact_answers(Predictor(model, tok, meta, ngrams), one_per_intent, kb)
-    seconds = time.perf_counter() - started
-    report = TrainReport(
-        out_dir=str(params.out_dir),
-        train_seconds=round(seconds, 1),
-        val_accuracy=val_accuracy,
+    return _Evaluation(
+        mix=mix,
+        val_accuracy=float((pred == val_y).float().mean()) if len(val_y) else 0.0,
         transformer_val_accuracy=float((deep.argmax(dim=-1) == val_y).float().mean()) if len(val_y) else 0.0,
-        ngram_mix=mix,
-        best_epoch=loop.best_epoch,
-        epochs=params.epochs,
-        steps=loop.step,
-        final_loss=loop.loss_avg,
-        epoch_losses=loop.epoch_losses,
-        oos_threshold=threshold,
+        threshold=threshold,
         oos_recall=float((oos_conf < threshold).float().mean()),
-        exact_answers=exact,
-        n_params=model.num_params() + (ngrams.weight.weight.numel() if ngrams is not None else 0),
-        params={k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(params).items()},
     )
-    meta.train = asdict(report)
-    save_checkpoint(params.out_dir, model, tok, meta, ngrams)
-    if progress:
-        print(
-            f"custom model trained in {seconds / 60:.1f} min ({seconds:.0f} s): validation accuracy "
-            f"{val_accuracy:.4f} (transformer alone {report.transformer_val_accuracy:.4f}, epoch {loop.best_epoch} "
-            f"+ answer polish; n-gram mix {mix}), exact answers {exact:.1%} of intents, out-of-scope threshold "
-            f"{threshold:.3f}, saved to {params.out_dir}"
-        )
-    return report
+
+
+def _phase_weights(params: TrainParams, main_steps: int, check_questions: int) -> dict[str, float]:
+    """Each phase's expected seconds on the default configuration's hardware: the progress bar's weights."""
+    return {
+        "n-gram fit": params.ngram_steps * NGRAM_STEP_S if params.intent_ngram_buckets else 0.0,
+        "tokenizer": TOKENIZER_S,
+        "main loop": (main_steps + params.epochs * VALIDATION_STEPS) * MAIN_STEP_S,
+        "answer polish": max(0, params.polish_steps) * POLISH_STEP_S,
+        "intent mix + threshold": EVALUATE_S,
+        "exact-answer check": check_questions * CHECK_QUESTION_S,
+        "save": SAVE_S,
+    }
 
 
 def _select(examples: list[Example], params: TrainParams) -> list[Example]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
@@ -97,6 +98,7 @@ def polish_answers(
     label_ids: torch.Tensor,
     params: TrainParams,
     rng: random.Random,
+    on_step: Callable[[], None] | None = None,
 ) -> None:
     """Memorise the answers exactly: every step shows each intent's answer after one of its questions.
 
@@ -130,3 +132,5 @@ def polish_answers(
             drift = F.kl_div(F.log_softmax(student.float(), dim=-1), target, log_target=True, reduction="batchmean")
             loss = loss + params.polish_anchor * drift
         _apply(model, optimizer, loss)
+        if on_step is not None:
+            on_step()
