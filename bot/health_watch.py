@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 
 from bot.api.readiness import ReadinessProbe
+from llm.priority import background_work
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +54,8 @@ class HealthWatch:
         await asyncio.gather(*(self._check(name) for name in due))
 
     async def _check(self, name: str) -> None:
-        status = await self.probe.model_health(name)
+        with background_work():  # where a model queues (custom's batcher), customers go first
+            status = await self.probe.model_health(name)
         self.checks[name] = self.checks.get(name, 0) + 1
         interval = self.interval(name)
         self.due[name] = self.clock() + interval
