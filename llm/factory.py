@@ -36,6 +36,7 @@ class ModelFactory:
         self._builders: dict[str, AdapterBuilder | str] = dict(builders or BUILTIN_ADAPTERS)
         self._instances: dict[str, ModelAdapter] = {}
         self._locks: dict[str, asyncio.Lock] = {}
+        self._loads: dict[tuple[str, str | None], asyncio.Future] = {}  # loads under way
         self._built_as: dict[str, str] = {}  # name -> the version string its instance was built for
         self._retired: list[ModelAdapter] = []  # instances replaced by another version of the same model
 
@@ -80,12 +81,26 @@ class ModelFactory:
         """The one instance of that model, created and loaded on first use (a bare name takes the instance
         there is, whatever its version; a version string replaces an instance of another version).
 
-        Concurrent first calls share one load. A load that fails is not cached, so a later call retries
-        (for example after `bankbot train custom`).
+        Concurrent first calls share one load. The load runs as a task of its own: a caller that stops waiting
+        (a request's timeout) leaves it running for the next caller. A load that fails is not cached, so a later
+        call retries (for example after `bankbot train custom`).
         """
         name, version = await self.check_version(name_or_version)
         if name in self._instances and version in (None, self._built_as[name]):
             return self._instances[name]
+        key = (name, version)
+        task = self._loads.get(key)
+        if task is None:
+            task = self._loads[key] = asyncio.ensure_future(self._load(name, version))
+            task.add_done_callback(lambda done: self._loads.pop(key, None) and None)
+            task.add_done_callback(lambda done: done.cancelled() or done.exception())  # never "unretrieved"
+        return await asyncio.shield(task)
+
+    def loading(self, name: str) -> bool:
+        """True while a load of `name` is under way."""
+        return any(key[0] == name for key in self._loads)
+
+    async def _load(self, name: str, version: str | None) -> ModelAdapter:
         lock = self._locks.setdefault(name, asyncio.Lock())
         async with lock:
             current = self._instances.get(name)
@@ -99,6 +114,9 @@ class ModelFactory:
         return self._instances[name]
 
     async def aclose(self) -> None:
+        for task in list(self._loads.values()):
+            task.cancel()
+        await asyncio.gather(*self._loads.values(), return_exceptions=True)
         for adapter in [*self._retired, *self._instances.values()]:
             await adapter.aclose()
         self._instances.clear()

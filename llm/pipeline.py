@@ -151,7 +151,12 @@ class BankingLLMPipeline:
             raise CircuitOpenError(f"circuit open after {breaker.consecutive_failures} failures; "
                                    f"retry in {breaker.retry_in_s():.0f}s")
         try:
-            adapter = await self.factory.get(self.switcher.version_of(name))
+            load_timeout = self.options.timeouts.get(name, self.options.timeout_s)
+            try:  # a model still loading (vLLM: minutes) holds a request up to the timeout; the load goes on
+                async with asyncio.timeout(load_timeout):
+                    adapter = await self.factory.get(self.switcher.version_of(name))
+            except TimeoutError:
+                raise ModelTimeoutError(f"still loading after {load_timeout:g}s") from None
             timeout = self._timeout(name, adapter)
             try:
                 async with asyncio.timeout(timeout):  # no extra task per call, unlike wait_for on 3.11

@@ -100,3 +100,24 @@ async def test_a_transport_fault_opens_the_circuit(db):
     for _ in range(4):
         await pipeline.generate("card?")
     assert len(broken.prompts) == 2
+
+
+async def test_a_model_still_loading_holds_a_request_only_up_to_its_timeout_and_keeps_loading(db):
+    loaded = asyncio.Event()
+
+    class SlowToLoad(ScriptedAdapter):
+        async def load(self):
+            self.loads += 1
+            await loaded.wait()  # vLLM: minutes
+
+    slow = SlowToLoad("slow", default=Scripted("slow answer"))
+    fast = ScriptedAdapter("fast", default=Scripted("fast answer"))
+    pipeline = make_pipeline(db, slow, fast, timeouts={"slow": HANG_S})
+    first = await pipeline.generate("card?")
+    assert (first.model, first.fallback_from) == ("fast", "slow")
+    assert pipeline.factory.loading("slow")  # the request gave up waiting; the load did not
+    loaded.set()
+    async with asyncio.timeout(30):  # a generous deadline: the load finishes once released
+        await pipeline.factory.get("slow")
+    assert not pipeline.factory.loading("slow")
+    assert (await pipeline.generate("card?")).model == "slow" and slow.loads == 1
