@@ -9,6 +9,7 @@ model's answer-cache hit rate, the latest benchmark's accuracy and latency, and 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 LATENCY_BUCKETS_S = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+DEVICE_READ_TIMEOUT_S = 2.0
 CONFIDENCE_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0)
 BREAKER_VALUES = {BreakerState.CLOSED: 0, BreakerState.HALF_OPEN: 1, BreakerState.OPEN: 2}
 OK, ERROR = "ok", "error"
@@ -71,6 +73,7 @@ class PrometheusMetrics:
                                  "that failed first and the one that answered", ["from_model", "to_model"],
                                  registry=self.registry)
         self.latest_benchmark: dict[str, Any] | None = None  # refreshed from the database at each scrape
+        self.device_utilization: dict[str, float] = {}  # model -> its own figure (vLLM), refreshed at each scrape
         self.registry.register(_StateCollector(self))
         self._series: dict[str, _ModelSeries] = {}
         self.cpu = CpuShare()
@@ -111,7 +114,8 @@ class PrometheusMetrics:
     # -- at scrape time --------------------------------------------------------------------------------
 
     async def refresh(self) -> None:
-        """Cache the latest benchmark run (any replica's) for the gauges; keeps the old one on failure."""
+        """Cache the latest benchmark run (any replica's) and the models' own device figures for the gauges."""
+        await self._refresh_devices()
         try:
             runs = await self.runtime.db.latest_benchmark_runs(1)
         except Exception as exc:  # noqa: BLE001 - a scrape must work while the database is down
@@ -119,6 +123,19 @@ class PrometheusMetrics:
             return
         if runs:
             self.latest_benchmark = runs[0]
+
+    async def _refresh_devices(self) -> None:
+        figures: dict[str, float] = {}
+        for name, adapter in self.runtime.factory.loaded().items():
+            try:
+                async with asyncio.timeout(DEVICE_READ_TIMEOUT_S):
+                    value = await adapter.device_utilization()
+            except Exception as exc:  # noqa: BLE001 - a scrape must work whatever one model does
+                log.debug("device utilization of %s unavailable: %s", name, exc)
+                continue
+            if value is not None:
+                figures[name] = value
+        self.device_utilization = figures
 
     async def render(self) -> bytes:
         await self.refresh()
@@ -167,10 +184,11 @@ class _StateCollector:
 
 
     def _model_gauges(self) -> Iterator[Metric]:
-        """Device utilization of each loaded model (an adapter's own figure, e.g. vLLM's GPU, else the
+        """Device utilization of each loaded model (its own figure, e.g. vLLM's KV-cache usage, else the
         process's CPU share for CPU models) and the answer-cache hit rate of models that have one."""
         utilization = GaugeMetricFamily("bankbot_device_utilization", "Utilization (0..1) of the device each "
-                                        "loaded model runs on: the process's CPU share for CPU models",
+                                        "loaded model runs on: the process's CPU share for CPU models, vLLM's "
+                                        "KV-cache usage for a vLLM server",
                                         labels=["model", "device"])
         cache = GaugeMetricFamily("bankbot_answer_cache_hit_ratio", "Share of answers served from the model's "
                                   "answer cache (0..1)", labels=["model"])
@@ -181,7 +199,7 @@ class _StateCollector:
             except Exception:  # noqa: BLE001 - one adapter must not break the scrape
                 log.exception("metrics of %s failed", name)
                 continue
-            value = figures.get("device_utilization")
+            value = self.metrics.device_utilization.get(name)
             if value is None and adapter.device == "cpu":
                 value = cpu_share
             if value is not None:

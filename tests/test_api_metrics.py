@@ -145,11 +145,21 @@ class CachingAdapter(ScriptedAdapter):
         return super().get_metrics() | {"answer_cache_hit_rate": 0.75}
 
 
+class GpuAdapter(ScriptedAdapter):
+    """A scripted model on a GPU that reports its device's utilization, as the vLLM server backend does."""
+
+    device = "gpu"
+
+    async def device_utilization(self):
+        return 0.42
+
+
 async def test_model_calls_confidence_utilization_and_cache_ratio_are_exported():
     models = scripted_models(custom=failing("custom", 1), qlora=CachingAdapter("qlora", default=Scripted(
-        "qlora answer", "card_arrival", 0.93)))
+        "qlora answer", "card_arrival", 0.93)), gemini=GpuAdapter("gemini", default=Scripted()))
     async with running_api(models) as api:
         assert (await api.client.post(CHAT, json={"message": "where is my card"})).status == 200
+        await api.runtime.factory.get("gemini")  # loaded, as serve's warm-up loads every configured model
         samples = await scrape(api)
     calls = samples["bankbot_model_calls_total"]
     assert calls[(("model", "custom"), ("outcome", "error"))] == 1
@@ -161,6 +171,7 @@ async def test_model_calls_confidence_utilization_and_cache_ratio_are_exported()
     assert samples["bankbot_answer_cache_hit_ratio"][(("model", "qlora"),)] == 0.75
     utilization = samples["bankbot_device_utilization"]
     assert 0 <= utilization[(("device", "cpu"), ("model", "qlora"))] <= 1
+    assert utilization[(("device", "gpu"), ("model", "gemini"))] == 0.42
 
 
 async def test_every_series_the_alerts_use_is_exposed():

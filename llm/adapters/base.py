@@ -109,6 +109,10 @@ class ModelAdapter(abc.ABC):
             return HealthStatus(False, f"{type(exc).__name__}: {exc}")
         return HealthStatus(True, latency_ms=(time.perf_counter() - started) * 1000)
 
+    async def device_utilization(self) -> float | None:
+        """How busy the model's device is (0..1), where the model can tell (vLLM's metrics); None otherwise."""
+        return None
+
     def get_metrics(self) -> dict[str, Any]:
         return {"model": self.name, "version": self.version, "device": self.device, **self.metrics.snapshot()}
 

@@ -94,6 +94,11 @@ class QLoRAAdapter(ModelAdapter):
                 return HealthStatus(False, str(exc))
         return await super().health_check()
 
+    async def device_utilization(self) -> float | None:
+        """The vLLM server's KV-cache usage, where the backend can read vLLM's own metrics."""
+        reader = getattr(self.backend, "device_utilization", None)
+        return await reader() if reader is not None else None
+
     async def aclose(self) -> None:
         await self.backend.aclose()
         self._loaded = False

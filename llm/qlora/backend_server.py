@@ -16,6 +16,7 @@ from typing import Any
 from llm.errors import ModelResponseError, ModelUnavailableError
 from llm.qlora.backend import SERVED_LORA_NAME, RawGeneration, require
 from llm.qlora.prompting import LABEL_STOP, MAX_LABEL_TOKENS, build_messages, plain_prompt
+from llm.qlora.vllm_metrics import kv_cache_usage
 
 
 class ServerBackend:
@@ -49,6 +50,20 @@ class ServerBackend:
                 f"vLLM server at {self.base_url} does not serve {self.model!r} (it serves {listed}); "
                 f"start it with --enable-lora --lora-modules {self.model}=ADAPTER_DIR"
             )
+
+    async def device_utilization(self) -> float | None:
+        """How full the GPU's KV cache is (0..1), from the vLLM server's own /metrics; None when unknown."""
+        import aiohttp
+
+        root = self.base_url.removesuffix("/v1")
+        try:
+            async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as session:
+                async with session.get(f"{root}/metrics") as response:
+                    if response.status != 200:
+                        return None
+                    return kv_cache_usage(await response.text())
+        except (aiohttp.ClientError, TimeoutError):
+            return None
 
     async def generate(self, question: str) -> RawGeneration:
         if self.client is None:
