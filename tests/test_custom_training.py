@@ -115,11 +115,17 @@ def test_reloaded_checkpoint_gives_identical_outputs(trained):
         torch.testing.assert_close(first.model(idx), second.model(idx), atol=0, rtol=0)
 
 
-def test_training_is_deterministic_under_a_seed(tmp_path):
+def test_training_is_deterministic_under_a_seed_and_reports_its_progress(tmp_path):
     params = dict(epochs=1, per_intent=10, n_out_of_scope=16)
-    one = train_custom(tiny_params(tmp_path / "a", **params), progress=False)
+    calls: list[tuple[float, str]] = []
+    one = train_custom(tiny_params(tmp_path / "a", **params), progress=False, on_progress=lambda *c: calls.append(c))
     two = train_custom(tiny_params(tmp_path / "b", **params), progress=False)
-    assert one.epoch_losses == two.epoch_losses
+    assert one.epoch_losses == two.epoch_losses  # the callback changes nothing
+    fractions, phases = [f for f, _ in calls], list(dict.fromkeys(p for _, p in calls))
+    assert fractions == sorted(fractions) and fractions[0] == 0.0 and fractions[-1] == 1.0
+    assert phases == ["n-gram fit", "tokenizer", "main loop", "answer polish", "intent mix + threshold",
+                      "exact-answer check", "save"]
+    assert len({f for f, p in calls if p == "main loop"}) > 3  # it moves during the phases, not only between
     m1, m2 = load_checkpoint(tmp_path / "a").model, load_checkpoint(tmp_path / "b").model
     for (name, p1), (_, p2) in zip(m1.state_dict().items(), m2.state_dict().items(), strict=True):
         assert torch.equal(p1, p2), name
@@ -146,9 +152,37 @@ async def test_adapter_answers_with_the_models_own_generation(trained):
         assert result.prompt_tokens > 3 and result.completion_tokens > 10
         assert 0 < result.confidence <= 1
         assert (result.model, result.device, result.model_version) == ("custom", "cpu", "custom_model_built_0.0.0")
+        assert result.extra["answer_cached"] is True  # generated at load, not for this request
         metrics = adapter.get_metrics()
         assert metrics["requests"] == 1 and metrics["answers_generated"] == 1
         assert metrics["kb_divergences"] == int(own != expected)
+        assert (metrics["answer_cache_hits"], metrics["answer_cache_misses"]) == (1, 0)
+        assert metrics["kb_divergent_intents"] == len(adapter.answer_cache.divergent)
+    finally:
+        await adapter.aclose()
+
+
+async def test_adapter_cached_answers_are_the_answers_generated_per_question(trained):
+    """The answer generated once per intent at load is what the trained model generates after each question."""
+    out, _ = trained
+    adapter = _adapter(out)
+    try:
+        texts = [e.text for e in slice_examples()[::4]]
+        results = await asyncio.gather(*(adapter.generate(t) for t in texts))
+        kb = load_knowledge_base()
+        per_question = {r.intent.label: r for r in Predictor.load(out).respond(texts)}  # intent -> a generation
+        compared = 0
+        for result in results:
+            reply = per_question.get(result.intent)  # by intent: float noise may flip a borderline question
+            if reply is None:  # out of scope, or an intent only that noise produced
+                continue
+            assert result.extra["kb_divergence"] is (reply.answer != kb.answer(result.intent))
+            assert result.completion_tokens == reply.completion_tokens
+            cached, hit = adapter.answer_cache.answers([result.intent])[0]
+            assert hit and cached.generated == reply.answer
+            compared += 1
+        assert compared > len(texts) // 2 and len({r.intent for r in results}) >= 6
+        assert adapter.get_metrics()["answer_cache_hit_rate"] == 1.0
     finally:
         await adapter.aclose()
 
