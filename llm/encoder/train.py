@@ -2,9 +2,9 @@
 
 Phases, each with a progress bar: embed the train split with the frozen base encoder, fit the head on those
 embeddings (linear probe), fine-tune encoder and head together for a few epochs (the best validation epoch is
-kept), then calibrate on the validation slice: the temperature, and the out-of-scope threshold from held-out
-synthetic non-banking prompts. A stratified slice of train.csv is held out for all of that.
-Deterministic under a seed (for a given CPU and thread count).
+kept), fit the n-gram intent model (seconds), then tune on the validation slice: the n-gram weight, the
+temperature, and the out-of-scope threshold from held-out synthetic non-banking prompts. A stratified slice of
+train.csv is held out for all of that. Deterministic under a seed (for a given CPU and thread count).
 """
 
 from __future__ import annotations
@@ -17,19 +17,21 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from tqdm.auto import tqdm
 
 from llm.banking77 import Example, labels, load_split
 from llm.config import LLMSettings
 from llm.custom.data import augment, stratified_split
-from llm.custom.intent_scoring import tune_threshold
+from llm.custom.ngram_intents import NgramIntentModel
 from llm.custom.out_of_scope import synthetic_out_of_scope
+from llm.custom.tokenizer import normalize_question
 from llm.encoder.base_model import DEFAULT_BASE_MODEL, hash_model_files, resolve_base_model
 from llm.encoder.batches import tokenize
-from llm.encoder.calibration import calibrated, fit_temperature
 from llm.encoder.checkpoint import EncoderMeta, save_checkpoint
 from llm.encoder.finetune import OUT_OF_SCOPE_TARGET, embed_all, fine_tune, fit_probe, soft_targets
 from llm.encoder.model import EncoderClassifier
 from llm.encoder.predictor import EncoderPredictor, bf16_supported
+from llm.encoder.tuning import tune
 from llm.knowledge_base import load_knowledge_base
 
 
@@ -52,6 +54,9 @@ class EncoderTrainParams:
     n_out_of_scope: int = 400  # synthetic non-banking prompts trained towards a uniform distribution
     probe_steps: int = 300  # full-batch steps of the linear probe
     probe_lr: float = 0.05
+    ngram_buckets: int = 1 << 17  # the n-gram intent model's hashed features; 0: the encoder's head alone
+    ngram_steps: int = 150  # its full-batch Adam steps
+    ngram_l2: float = 1e-6
     max_threshold_cost: float = 0.002  # the out-of-scope threshold may cost at most this much validation accuracy
     oos_recall: float = 0.99  # and is no higher than needed to reject this share of held-out non-banking prompts
     intents: tuple[str, ...] | None = None  # train on these intents only (tests); None = all 77
@@ -69,7 +74,9 @@ class EncoderTrainReport:
     phase_seconds: dict[str, float]
     probe_losses: tuple[float, float]  # training loss of the head on frozen embeddings: at init, after the probe
     probe_val_accuracy: float  # the head on the frozen encoder, before fine-tuning
-    val_accuracy: float  # the saved model, as served (before the out-of-scope threshold)
+    head_val_accuracy: float  # the fine-tuned encoder's head alone
+    val_accuracy: float  # the saved model, as served: n-grams mixed in, before the out-of-scope threshold
+    ngram_mix: float  # weight of the n-gram model's logits, chosen on validation
     val_accuracies: list[float]  # after each epoch
     epoch_losses: list[float]
     best_epoch: int
@@ -144,16 +151,21 @@ def train_encoder(config: LLMSettings | EncoderTrainParams, progress: bool = Tru
     phases["fine_tune"] = time.perf_counter() - mark
 
     mark = time.perf_counter()
+    ngrams = None
+    if params.ngram_buckets:  # after fine-tuning, so that it changes nothing of the encoder's training
+        ngrams = NgramIntentModel(params.ngram_buckets, len(all_labels))
+        with tqdm(total=params.ngram_steps, desc="n-gram model", unit="step", disable=not progress) as bar:
+            ngrams.fit([normalize_question(t) for t in texts], y, params.ngram_steps, l2=params.ngram_l2,
+                       on_step=lambda: bar.update(1))
+    phases["ngrams"] = time.perf_counter() - mark
+
+    mark = time.perf_counter()
     meta = EncoderMeta(labels=all_labels, kb_version=kb.version, base_model=str(params.base_model),
-                       base_model_sha256=hash_model_files(base_dir), max_length=params.max_length)
-    predictor = EncoderPredictor(copy.deepcopy(model), tokenizer, meta, bf16=bf16)  # as it will serve
-    val_logits, _ = predictor.logits([e.text for e in val_ex])
-    meta.temperature = fit_temperature(val_logits, val_y)
-    confidence, predicted = calibrated(val_logits, meta.temperature)
-    oos_logits, _ = predictor.logits(synthetic_out_of_scope(200, seed=params.seed + 1))
-    oos_confidence, _ = calibrated(oos_logits, meta.temperature)
-    meta.oos_threshold = tune_threshold(confidence, predicted == val_y, params.max_threshold_cost, oos_confidence,
-                                        params.oos_recall)
+                       base_model_sha256=hash_model_files(base_dir), max_length=params.max_length,
+                       ngram_buckets=params.ngram_buckets)
+    predictor = EncoderPredictor(copy.deepcopy(model), tokenizer, meta, bf16=bf16, ngrams=ngrams)  # as it will serve
+    tuning = tune(predictor, [e.text for e in val_ex], val_y, synthetic_out_of_scope(200, seed=params.seed + 2),
+                  synthetic_out_of_scope(200, seed=params.seed + 1), params.max_threshold_cost, params.oos_recall)
     phases["calibrate"] = time.perf_counter() - mark
     seconds = time.perf_counter() - started
     report = EncoderTrainReport(
@@ -162,23 +174,26 @@ def train_encoder(config: LLMSettings | EncoderTrainParams, progress: bool = Tru
         phase_seconds={k: round(v, 1) for k, v in phases.items()},
         probe_losses=probe_losses,
         probe_val_accuracy=probe_accuracy,
-        val_accuracy=float((predicted == val_y).float().mean()) if len(val_y) else 0.0,
+        head_val_accuracy=tuning.head_val_accuracy,
+        val_accuracy=tuning.val_accuracy,
+        ngram_mix=tuning.ngram_mix,
         val_accuracies=state.val_accuracies,
         epoch_losses=state.epoch_losses,
         best_epoch=state.best_epoch,
         temperature=meta.temperature,
         oos_threshold=meta.oos_threshold,
-        oos_recall=float((oos_confidence < meta.oos_threshold).float().mean()),
+        oos_recall=tuning.oos_recall,
         n_params=model.num_params(),
         base_model_sha256=meta.base_model_sha256,
         bf16=bf16,
         params={k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(params).items()},
     )
     meta.train = asdict(report)
-    save_checkpoint(params.out_dir, model, tokenizer, meta)
+    save_checkpoint(params.out_dir, model, tokenizer, meta, ngrams)
     if progress:
         print(f"encoder model trained in {seconds / 60:.1f} min ({seconds:.0f} s): validation accuracy "
-              f"{report.val_accuracy:.4f} (linear probe {probe_accuracy:.4f}, best epoch {state.best_epoch}), "
+              f"{report.val_accuracy:.4f} (head alone {tuning.head_val_accuracy:.4f} at epoch {state.best_epoch}, "
+              f"linear probe {probe_accuracy:.4f}; n-gram mix {tuning.ngram_mix}), "
               f"temperature {meta.temperature:.3f}, out-of-scope threshold {meta.oos_threshold:.3f}, "
               f"saved to {params.out_dir}")
     return report
