@@ -30,7 +30,7 @@ from slack_bolt.async_app import AsyncApp
 from bot.api import API_ROUTES, attach_api
 from bot.api.errors import error_response
 from bot.health_watch import HealthWatch
-from bot.inflight import SlackWork
+from bot.inflight import Work
 from bot.json_logging import configure_logging
 from bot.runtime import Runtime
 from bot.settings import Settings
@@ -41,7 +41,7 @@ from llm.factory import AdapterBuilder
 log = logging.getLogger(__name__)
 RUNTIME = web.AppKey("runtime", Runtime)
 SLACK_APP = web.AppKey("slack_app", AsyncApp)
-SLACK_WORK = web.AppKey("slack_work", SlackWork)
+SLACK_WORK = web.AppKey("slack_work", Work)
 SHUTDOWN_DEADLINE = web.AppKey("shutdown_deadline", list)  # [loop time] once a shutdown has begun
 SLACK_EVENTS_PATH = "/slack/events"
 SHUTDOWN_GRACE_S = 7.0  # requests and Slack answers in flight at SIGTERM get this long, together
@@ -89,9 +89,9 @@ def attach_slack(app: web.Application, runtime: Runtime) -> None:
     if not settings.slack_enabled:
         log.info("Slack is off: set SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET (or SLACK_APP_TOKEN) to turn it on")
         return
-    from bot.app import build_slack_app
+    from bot.slack.app import build_slack_app
 
-    app[SLACK_WORK] = SlackWork()
+    app[SLACK_WORK] = Work("slack", "listeners")
     app[SLACK_APP] = build_slack_app(runtime, work=app[SLACK_WORK])
     app.cleanup_ctx.append(_shared_http_session)  # cleanup contexts exit in reverse order:
     app.cleanup_ctx.append(_finish_slack_work)  # the answers finish before the session closes

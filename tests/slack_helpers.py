@@ -15,7 +15,7 @@ import aiohttp
 from aiohttp.test_utils import TestServer
 from slack_sdk.signature import SignatureVerifier
 
-from bot.inflight import SlackWork
+from bot.inflight import Work
 from bot.runtime import Runtime
 from bot.server import SLACK_WORK, build_web_app
 from bot.settings import Settings
@@ -66,7 +66,7 @@ class SlackHarness:
     http: aiohttp.ClientSession
     custom: ScriptedAdapter
     gemini: ScriptedAdapter
-    work: SlackWork | None = None  # the listener tasks running after their ack
+    work: Work | None = None  # the listener tasks running after their ack
 
     async def settled(self, within_s: float = 30.0) -> None:
         """Wait until no Slack listener is running. Listener tasks start in the order their events were

@@ -6,8 +6,8 @@ import io
 import json
 import logging
 
+from bot.conversation.messages import footer_text
 from bot.json_logging import REQUEST_LOGGER, JsonFormatter
-from bot.slack_format import footer_text
 from llm.errors import AnswerRejectedError
 from tests.api_helpers import running_api, scripted_models
 from tests.scripted import Scripted, ScriptedAdapter

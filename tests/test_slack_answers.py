@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import re
 
-from bot.slack_format import SECTION_LIMIT, split_text, strip_mention
+from bot.slack.format import SECTION_LIMIT, split_text, strip_mention
 from tests.fake_slack import BOT_USER_ID
 from tests.scripted import Scripted, ScriptedAdapter
 from tests.slack_helpers import mention, message, slack_harness
@@ -30,7 +30,7 @@ async def test_a_message_over_the_limit_gets_an_explanation_and_reaches_no_model
 
 
 async def test_when_every_model_fails_the_user_gets_an_apology_with_a_logged_reference(caplog):
-    caplog.set_level(logging.ERROR, logger="bot.slack_reply")
+    caplog.set_level(logging.ERROR, logger="bot.conversation")
     custom = ScriptedAdapter("custom").enqueue(Scripted(error=RuntimeError("checkpoint corrupted")))
     gemini = ScriptedAdapter("gemini").enqueue(Scripted(error=RuntimeError("quota exceeded")))
     async with slack_harness(custom=custom, gemini=gemini) as h:

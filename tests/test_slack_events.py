@@ -120,7 +120,7 @@ async def test_a_channel_message_without_mention_or_thread_is_acknowledged_and_i
 
 
 async def test_the_same_event_delivered_three_times_with_retries_gets_one_reply(caplog):
-    caplog.set_level(logging.INFO, logger="bot.slack_reply")
+    caplog.set_level(logging.INFO, logger="bot.conversation")
     async with slack_harness() as h:
         event = mention(f"<@{BOT_USER_ID}> Where is my card?")
         statuses = []

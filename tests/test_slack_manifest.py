@@ -11,8 +11,8 @@ import yaml
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
 
-from bot.app import build_slack_app
 from bot.settings import Settings
+from bot.slack.app import build_slack_app
 from tests.fake_slack import BOT_USER_ID, TEAM_ID
 from tests.slack_helpers import slack_harness
 
@@ -36,7 +36,7 @@ DELIVERIES = {
                      "thread_ts": "1690000000.000001"},
     "reaction_added": {"type": "reaction_added", "reaction": "eyes", "item": {"type": "message", "channel": "C1"}},
 }
-CATCH_ALL = "bot.listeners.other_messages"  # acknowledges and ignores every message nobody else takes
+CATCH_ALL = "bot.slack.listeners.other_messages"  # acknowledges and ignores every message nobody else takes
 
 
 def manifest() -> dict:

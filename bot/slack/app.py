@@ -8,8 +8,11 @@ from slack_bolt.async_app import AsyncApp
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.inflight import SlackWork, TrackingRegistrar
-from bot.listeners import (
+from bot.inflight import TrackingRegistrar, Work
+from bot.runtime import Runtime
+from bot.settings import Settings
+from bot.slack.context import SERVICES_KEY, BotServices
+from bot.slack.listeners import (
     bench_command,
     direct_messages,
     mentions,
@@ -17,9 +20,6 @@ from bot.listeners import (
     switch_command,
     thread_followups,
 )
-from bot.runtime import Runtime
-from bot.settings import Settings
-from bot.slack_context import SERVICES_KEY, BotServices
 
 log = logging.getLogger(__name__)
 
@@ -36,10 +36,10 @@ def build_web_client(settings: Settings) -> AsyncWebClient:
 
 
 def build_slack_app(runtime: Runtime, *, socket_mode: bool | None = None,
-                    work: SlackWork | None = None) -> AsyncApp:
+                    work: Work | None = None) -> AsyncApp:
     """An AsyncApp answering through `runtime.pipeline`. Events are acknowledged before any model runs.
 
-    Every listener runs tracked by `work` (a new SlackWork when not given), so a shutdown can wait for them.
+    Every listener runs tracked by `work` (a new Work when not given), so a shutdown can wait for them.
     """
     settings = runtime.settings
     if not settings.slack_bot_token:
@@ -54,7 +54,7 @@ def build_slack_app(runtime: Runtime, *, socket_mode: bool | None = None,
         process_before_response=False,  # ack first; listeners run afterwards
         logger=logging.getLogger("bot.slack"),
     )
-    services = BotServices.create(runtime, work or SlackWork())
+    services = BotServices.create(runtime, work or Work())
 
     @app.middleware
     async def inject_services(context, next):

@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot.inflight import SlackWork
+from bot.inflight import Work
 from bot.runtime import Runtime
 from bot.settings import Settings
-from bot.slack_admins import AdminDirectory
+from bot.slack.admins import AdminDirectory
 
 SERVICES_KEY = "bankbot"
 
@@ -26,11 +26,11 @@ class BotServices:
     runtime: Runtime
     admins: AdminDirectory
     features: SlackFeatures = field(default_factory=SlackFeatures)
-    work: SlackWork = field(default_factory=SlackWork)  # listener tasks running after their ack
+    work: Work = field(default_factory=Work)  # listener tasks running after their ack
 
     @classmethod
-    def create(cls, runtime: Runtime, work: SlackWork | None = None) -> BotServices:
-        return cls(runtime, AdminDirectory(runtime.settings.admin_user_ids), work=work or SlackWork())
+    def create(cls, runtime: Runtime, work: Work | None = None) -> BotServices:
+        return cls(runtime, AdminDirectory(runtime.settings.admin_user_ids), work=work or Work())
 
     @property
     def settings(self) -> Settings:

@@ -1,24 +1,23 @@
-"""Answering one question in Slack: de-duplicate, show progress, ask the pipeline, post (or stream) the answer."""
+"""Answering one question in Slack: the shared conversation core (bot/conversation/) does the flow; this module
+is its Slack channel: progress as assistant status or a reaction, answers posted or streamed in the thread."""
 
 from __future__ import annotations
 
 import logging
 import re
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
 from slack_sdk.errors import SlackApiError, SlackRequestError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.slack_context import BotServices
-from bot.slack_format import HELP, answer_messages, apology, footer_block, too_long
-from bot.warmup import WARMING_UP
-from llm.errors import AllModelsFailedError, InvalidPromptError
-from llm.pipeline import RequestContext
+from bot.conversation.core import ConversationCore, Message, Reply
+from bot.slack.context import BotServices
+from bot.slack.format import answer_messages, footer_block
 
 log = logging.getLogger(__name__)
 
-STREAM_MIN_CHARS = 500  # answers at least this long are streamed where Slack allows it
 STREAM_BUFFER = 256  # characters per chat.appendStream call
 PROGRESS_REACTION = "hourglass_flowing_sand"
 UNSUPPORTED = {"not_allowed", "not_allowed_token_type", "unknown_method", "missing_scope", "invalid_auth",
@@ -39,61 +38,34 @@ class Question:
 async def answer(question: Question, bot: BotServices, client: AsyncWebClient, *, say_stream: Any = None,
                  set_status: Any = None) -> None:
     """Answer once, whatever the number of deliveries; never raises."""
-    if question.event_id and not await _claim(question.event_id, bot):
-        log.info("event %s was already handled (a retry or a duplicate delivery); not answering again",
-                 question.event_id)
-        return
-    try:
-        await _answer(question, bot, client, say_stream, set_status)
-    except Exception:  # noqa: BLE001 - a listener failure must not escape into bolt's logs as a stack trace only
-        log.exception("could not answer event %s in %s", question.event_id, question.channel)
+    message = Message(source="slack", user=question.user, text=question.text, delivery=question.event_id)
+    channel = SlackChannel(question, bot, client, say_stream, set_status)
+    await ConversationCore(bot.runtime, bot.work).handle(message, channel)
 
 
-async def _claim(event_id: str, bot: BotServices) -> bool:
-    """The de-duplication claim across replicas. It fails open: while the database is unreachable the event is
-    answered unclaimed (counted), so an outage loses no answer; only a retry of the same event that arrives
-    during the outage can then be answered twice."""
-    try:
-        return await bot.runtime.db.claim_event(event_id)
-    except Exception as exc:  # noqa: BLE001 - an unreachable database must not cost the user the answer
-        bot.work.unclaimed_answers += 1
-        log.warning("could not claim event %s (%s: %s); answering it unclaimed", event_id, type(exc).__name__,
-                    (str(exc).splitlines() or [""])[0][:200])
-        return True
+class SlackChannel:
+    """The core's Channel for one Slack question."""
 
+    def __init__(self, question: Question, bot: BotServices, client: AsyncWebClient, say_stream, set_status):
+        self.question, self.bot, self.client = question, bot, client
+        self.say_stream, self.set_status = say_stream, set_status
 
-async def _answer(question: Question, bot: BotServices, client: AsyncWebClient, say_stream, set_status) -> None:
-    limit = bot.settings.max_prompt_chars
-    if not question.text:
-        await post(client, question, [{"text": HELP}])
-        return
-    if len(question.text) > limit:
-        await post(client, question, [{"text": too_long(len(question.text), limit)}])
-        return
-    allowance = await bot.runtime.rate_limiter.check_slack_user(question.user)
-    if not allowance.allowed:
-        await post(client, question, [{"text": allowance.message}])
-        return
-    context = RequestContext(source="slack", user_id=question.user)
-    progress = await _show_progress(question, bot, client, set_status)
-    try:
-        result = await bot.runtime.pipeline.generate(question.text, context)
-    except AllModelsFailedError as exc:
-        log.error("request %s: every model failed: %s", context.request_id, exc.failures)
-        text = WARMING_UP if bot.runtime.warming_up() else apology(context.request_id)
-        await post(client, question, [{"text": text}])
-    except InvalidPromptError as exc:
-        await post(client, question, [{"text": f"Sorry, I can't read that message: {exc}."}])
-    except Exception:  # noqa: BLE001 - the user gets the apology; the log gets the stack trace
-        log.exception("request %s failed", context.request_id)
-        await post(client, question, [{"text": apology(context.request_id)}])
-    else:
-        footer = footer_block(result) if bot.settings.show_model_footer else None
-        if not await _stream(question, bot, say_stream, result.text, footer):
-            await post(client, question, answer_messages(result.text, footer))
-    finally:
-        if progress:
-            await _remove_reaction(client, question)
+    @asynccontextmanager
+    async def working(self):
+        progress = await _show_progress(self.question, self.bot, self.client, self.set_status)
+        try:
+            yield
+        finally:
+            if progress:
+                await _remove_reaction(self.client, self.question)
+
+    async def send(self, reply: Reply) -> None:
+        if not reply.is_answer:
+            await post(self.client, self.question, [{"text": reply.text}])
+            return
+        footer = footer_block(reply.footer) if reply.footer else None
+        if not (reply.stream and await _stream(self.bot, self.say_stream, reply.text, footer)):
+            await post(self.client, self.question, answer_messages(reply.text, footer))
 
 
 async def post(client: AsyncWebClient, question: Question, messages: list[dict[str, Any]]) -> None:
@@ -135,9 +107,9 @@ async def _remove_reaction(client: AsyncWebClient, question: Question) -> None:
         log.info("could not remove the progress reaction: %s", exc)
 
 
-async def _stream(question: Question, bot: BotServices, say_stream, text: str, footer: dict | None) -> bool:
+async def _stream(bot: BotServices, say_stream, text: str, footer: dict | None) -> bool:
     """Stream a long answer with chat.*Stream; False when it was not streamed (so it must be posted)."""
-    if say_stream is None or not bot.features.streaming or len(text) < STREAM_MIN_CHARS:
+    if say_stream is None or not bot.features.streaming:
         return False
     streamer = None
     try:

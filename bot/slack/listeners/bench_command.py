@@ -4,21 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import UTC, datetime, timedelta
 
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.errors import SlackApiError
 
-from bot.slack_bench import history_text, summary_text
-from bot.slack_charts import latency_accuracy_png
-from bot.slack_context import BotServices, services
+from bot.conversation import benchmarks
+from bot.conversation.benchmarks import HISTORY_DEFAULT, HISTORY_MAX, parse
+from bot.slack.bench import history_text, summary_text
+from bot.slack.charts import latency_accuracy_png
+from bot.slack.context import BotServices, services
 from llm.errors import BenchmarkBusyError
 
 log = logging.getLogger(__name__)
 
 COMMAND = "/llm-bench"
-LIVE_WINDOW = timedelta(hours=24)
-HISTORY_DEFAULT, HISTORY_MAX = 5, 50
 USAGE = (f"Usage:\n• `{COMMAND} summary`: the latest benchmark run and live per-model metrics\n"
          f"• `{COMMAND} run`: benchmark every model now\n"
          f"• `{COMMAND} history [N]`: the trend over the last N runs (default {HISTORY_DEFAULT}, "
@@ -26,19 +25,6 @@ USAGE = (f"Usage:\n• `{COMMAND} summary`: the latest benchmark run and live pe
 
 
 REFUSAL = "Sorry, only bankbot's admins can use /llm-bench. Ask one of them for the figures."
-
-
-def parse(text: str) -> tuple[str, int] | None:
-    """(form, N) or None when the arguments are not understood."""
-    args = (text or "").split()
-    if args in (["summary"], ["run"]):
-        return args[0], 0
-    if args[:1] == ["history"] and len(args) <= 2:
-        if len(args) == 1:
-            return "history", HISTORY_DEFAULT
-        if args[1].isdigit() and 1 <= int(args[1]) <= HISTORY_MAX:
-            return "history", int(args[1])
-    return None
 
 
 async def on_bench(ack, command, context, client, respond) -> None:
@@ -61,7 +47,7 @@ async def on_bench(ack, command, context, client, respond) -> None:
         return
     await ack()
     if form == "summary":
-        await post_summary(bot, command, client, respond, await _latest_run(bot))
+        await post_summary(bot, command, client, respond, await benchmarks.latest_run(bot.runtime))
     else:
         await respond(response_type="in_channel", text=history_text(await bot.runtime.db.latest_benchmark_runs(n)))
 
@@ -81,8 +67,8 @@ async def run_now(bot: BotServices, command, client, respond) -> None:
 
 
 async def post_summary(bot: BotServices, command, client, respond, run: dict | None) -> None:
-    metrics = await bot.runtime.db.request_metrics(datetime.now(UTC) - LIVE_WINDOW)
-    await respond(response_type="in_channel", text=summary_text(run, metrics, "last 24 hours"))
+    metrics = await benchmarks.live_metrics(bot.runtime)
+    await respond(response_type="in_channel", text=summary_text(run, metrics, benchmarks.WINDOW_NAME))
     if bot.settings.charts and run:
         await upload_chart(command, client, run)
 
@@ -97,11 +83,6 @@ async def upload_chart(command, client, run: dict) -> None:
                                      title=title)
     except SlackApiError as exc:
         log.warning("could not upload the benchmark chart: %s", exc.response.get("error"))
-
-
-async def _latest_run(bot: BotServices) -> dict | None:
-    runs = await bot.runtime.db.latest_benchmark_runs(1)
-    return runs[0] if runs else None
 
 
 def register(app: AsyncApp) -> None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from slack_bolt.async_app import AsyncApp
 
-from bot.slack_context import services
-from bot.slack_reply import Question, answer
+from bot.slack.context import services
+from bot.slack.reply import Question, answer
 
 SLACK_EVENTS = ("message.im",)
 

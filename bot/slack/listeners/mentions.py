@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from slack_bolt.async_app import AsyncApp
 
-from bot.slack_context import services
-from bot.slack_format import strip_mention
-from bot.slack_reply import Question, answer
+from bot.slack.context import services
+from bot.slack.format import strip_mention
+from bot.slack.reply import Question, answer
 
 SLACK_EVENTS = ("app_mention",)  # the manifest's bot_events this listener needs
 

@@ -7,7 +7,8 @@ import logging
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.errors import SlackApiError
 
-from bot.slack_context import BotServices, services
+from bot.conversation import switching
+from bot.slack.context import BotServices, services
 
 log = logging.getLogger(__name__)
 
@@ -16,42 +17,36 @@ REFUSAL = ("Sorry, only bankbot's admins can switch the model. If you think you 
            "ask your Slack admin. (This attempt was recorded.)")
 
 
+def bold(text: str) -> str:
+    return f"*{text}*"
+
+
+def code(text: str) -> str:
+    return f"`{text}`"
+
+
 async def on_switch(ack, command, context, client, respond) -> None:
     await ack()
     bot = services(context)
     user, target = command["user_id"], (command.get("text") or "").strip()
-    pipeline = bot.runtime.pipeline
     if not await bot.admins.is_admin(user, client):
-        await bot.runtime.db.record_switch(from_model=pipeline.active_model, to_model=target or "(status)",
-                                           by=f"slack:{user}", ok=False, reason="not an admin")
+        await switching.record_refusal(bot.runtime, f"slack:{user}", target)
         await respond(response_type="ephemeral", text=REFUSAL)
-        await audit(bot, client, f"<@{user}> tried `{COMMAND} {target}` but is not an admin.")
+        await audit(bot, client, switching.refusal_audit(f"<@{user}>", COMMAND, target))
         return
     if not target:
         await respond(response_type="ephemeral", text=await choices_text(bot))
         return
     if len(target.split()) > 1:
-        await respond(response_type="ephemeral", text=f"Usage: `{COMMAND} <custom|qlora|gemini|version>`")
+        await respond(response_type="ephemeral", text=f"Usage: `{COMMAND} {switching.ARGUMENTS}`")
         return
-    outcome = await pipeline.switch_model(target, by=f"slack:{user}")
-    if outcome.ok:
-        text = f"Switched from *{outcome.previous}* to *{outcome.served}* for every replica."
-        await audit(bot, client, f"<@{user}> switched the model from `{outcome.previous}` to `{outcome.served}`.")
-    else:
-        text = f"Not switched; *{outcome.previous}* stays active. {outcome.reason}"
-        await audit(bot, client, f"<@{user}> tried to switch to `{target}`: {outcome.reason}")
-    await respond(response_type="ephemeral", text=text)
+    outcome = await switching.switch(bot.runtime, target, f"slack:{user}", f"<@{user}>", bold)
+    await audit(bot, client, outcome.audit)
+    await respond(response_type="ephemeral", text=outcome.text)
 
 
 async def choices_text(bot: BotServices) -> str:
-    pipeline = bot.runtime.pipeline
-    health = await pipeline.health()
-    lines = [f"Active model: *{pipeline.active_model}*", "Choices:"]
-    for name, status in health.items():
-        state = "healthy" if status.healthy else f"unhealthy: {status.reason}"
-        lines.append(f"• `{name}` ({bot.runtime.factory.default_version(name) or name}): {state}")
-    lines.append(f"Switch with `{COMMAND} <custom|qlora|gemini|version>`.")
-    return "\n".join(lines)
+    return await switching.choices_text(bot.runtime, bold, code, COMMAND)
 
 
 async def audit(bot: BotServices, client, line: str) -> None:

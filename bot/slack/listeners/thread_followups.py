@@ -10,10 +10,10 @@ import logging
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.errors import SlackApiError
 
-from bot.listeners.direct_messages import from_a_person
-from bot.slack_context import services
-from bot.slack_format import mentions
-from bot.slack_reply import Question, answer
+from bot.slack.context import services
+from bot.slack.format import mentions
+from bot.slack.listeners.direct_messages import from_a_person
+from bot.slack.reply import Question, answer
 
 log = logging.getLogger(__name__)
 SLACK_EVENTS = ("message.channels", "message.groups")

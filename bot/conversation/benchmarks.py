@@ -1,0 +1,102 @@
+"""llm-bench, whatever the front end: parse `summary | run | history [N]`, and the figures as headers and rows
+(the latest run merged with live request metrics; the trend over several runs). Front ends render the rows:
+a code block in Slack, an Adaptive Card table in Teams."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from bot.tables import ms, pct
+
+COMMAND = "llm-bench"
+LIVE_WINDOW = timedelta(hours=24)
+WINDOW_NAME = "last 24 hours"
+HISTORY_DEFAULT, HISTORY_MAX = 5, 50
+SUMMARY_HEADERS = ("Model", "Device", "Latency p50", "P99", "Accuracy", "Requests", "Error rate")
+
+
+def parse(text: str) -> tuple[str, int] | None:
+    """(form, N) or None when the arguments are not understood."""
+    args = (text or "").split()
+    if args in (["summary"], ["run"]):
+        return args[0], 0
+    if args[:1] == ["history"] and len(args) <= 2:
+        if len(args) == 1:
+            return "history", HISTORY_DEFAULT
+        if args[1].isdigit() and 1 <= int(args[1]) <= HISTORY_MAX:
+            return "history", int(args[1])
+    return None
+
+
+@dataclass(frozen=True)
+class Figures:
+    """One table with what it is about."""
+    title: str
+    caption: str
+    headers: tuple[str, ...]
+    rows: list[tuple]
+    recommendation: str | None
+
+
+async def latest_run(runtime: Any) -> dict | None:
+    runs = await runtime.db.latest_benchmark_runs(1)
+    return runs[0] if runs else None
+
+
+async def live_metrics(runtime: Any) -> list[dict[str, Any]]:
+    return await runtime.db.request_metrics(datetime.now(UTC) - LIVE_WINDOW)
+
+
+def summary_rows(run: dict[str, Any] | None, metrics: Sequence[dict[str, Any]]) -> list[tuple]:
+    """One row per model: latency and accuracy from the benchmark run, requests and error rate live."""
+    results = {r["model"]: r for r in (run or {}).get("results", [])}
+    live = {m["model"]: m for m in metrics}
+    rows = []
+    for model in dict.fromkeys([*results, *live]):
+        r, m = results.get(model, {}), live.get(model, {})
+        if r and not r.get("available", True):
+            latency, p99, accuracy = "unavailable", None, None
+        else:
+            latency, p99, accuracy = ms(r.get("latency_p50_ms")), ms(r.get("latency_p99_ms")), pct(r.get("accuracy"))
+        rows.append((model, r.get("device"), latency, p99, accuracy, m.get("count", 0), pct(m.get("error_rate"))))
+    return rows
+
+
+def summary(run: dict[str, Any] | None, metrics: Sequence[dict[str, Any]], window: str = WINDOW_NAME
+            ) -> Figures | None:
+    """None when there is nothing to show (no run, no requests)."""
+    if run is None and not metrics:
+        return None
+    if run:
+        source = (f"Benchmark run #{run['id']} ({run['trigger']}, {run['sample_size']} questions, "
+                  f"{run['started_at']:%Y-%m-%d %H:%M} UTC): latency and accuracy.")
+    else:
+        source = "No benchmark run yet: only live figures."
+    return Figures("Model benchmark", f"{source} Requests and error rate: live, {window}.", SUMMARY_HEADERS,
+                   summary_rows(run, metrics), run["recommendation"] if run else None)
+
+
+def history(runs: Sequence[dict[str, Any]]) -> Figures | None:
+    """Oldest first: each model's accuracy and p50 latency per run; None when no run is stored."""
+    if not runs:
+        return None
+    runs = list(reversed(runs))
+    models = list(dict.fromkeys(r["model"] for run in runs for r in run["results"]))
+    rows = []
+    for run in runs:
+        by_model = {r["model"]: r for r in run["results"]}
+        rows.append((f"#{run['id']}", f"{run['started_at']:%m-%d %H:%M}", run["trigger"], run["sample_size"],
+                     *(_cell(by_model.get(m)) for m in models)))
+    return Figures(f"Benchmark trend over the last {len(runs)} run(s)", "accuracy · latency p50",
+                   ("Run", "Started (UTC)", "Trigger", "N", *models), rows, runs[-1]["recommendation"])
+
+
+def _cell(result: dict[str, Any] | None) -> str | None:
+    if result is None:
+        return None
+    if not result.get("available", True):
+        return "unavailable"
+    return f"{pct(result.get('accuracy'))} · {ms(result.get('latency_p50_ms'))}"

@@ -1,0 +1,133 @@
+"""The conversation flow every front end shares: claim the delivery once, screen the text, ask the pipeline,
+and hand a neutral `Reply` to the front end's `Channel`, which renders it (Block Kit, Adaptive Cards...).
+
+Knows no Slack and no Teams: a front end builds a `Message` and a `Channel` and calls `handle`.
+"""
+
+from __future__ import annotations
+
+import logging
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, Protocol
+
+from bot.conversation.messages import EXAMPLES, HELP, apology, footer_text, too_long, unreadable
+from bot.warmup import WARMING_UP
+from llm.errors import AllModelsFailedError, InvalidPromptError
+from llm.pipeline import RequestContext
+
+log = logging.getLogger(__name__)
+
+STREAM_MIN_CHARS = 500  # answers at least this long are streamed where the channel allows it
+
+
+@dataclass(frozen=True)
+class Message:
+    source: str  # the front end ("slack", "teams"): request rows and rate-limit keys carry it
+    user: str  # the front end's id of the person
+    text: str  # the question, without the bot's mention
+    delivery: str | None = None  # de-duplication key, the same for every re-delivery; None: not de-duplicated
+
+
+class Kind(StrEnum):
+    ANSWER = "answer"
+    HELP = "help"
+    TOO_LONG = "too_long"
+    RATE_LIMITED = "rate_limited"
+    UNREADABLE = "unreadable"
+    WARMING_UP = "warming_up"
+    APOLOGY = "apology"
+
+
+@dataclass(frozen=True)
+class Reply:
+    kind: Kind
+    text: str
+    result: Any = None  # the pipeline's GenerationResult for an answer (model, latency, confidence)
+    footer: str | None = None  # the footer facts, when SHOW_MODEL_FOOTER is on and this is an answer
+    stream: bool = False  # a long answer: stream it where the channel can
+    suggestions: tuple[str, ...] = ()  # follow-up questions a channel may offer as buttons
+
+    @property
+    def is_answer(self) -> bool:
+        return self.kind is Kind.ANSWER
+
+
+class Channel(Protocol):
+    """Where a reply goes: a Slack thread, a Teams conversation."""
+
+    def working(self) -> AbstractAsyncContextManager[Any]:
+        """Progress shown while the model works (a reaction, a typing indicator); the reply is sent inside."""
+
+    async def send(self, reply: Reply) -> None: ...
+
+
+class ConversationCore:
+    def __init__(self, runtime: Any, work: Any):
+        self.runtime = runtime  # bot.runtime.Runtime
+        self.work = work  # bot.inflight.Work of the front end: counts answers sent without a claim
+
+    @property
+    def settings(self) -> Any:
+        return self.runtime.settings
+
+    async def handle(self, message: Message, channel: Channel) -> None:
+        """Answer once, whatever the number of deliveries; never raises."""
+        if message.delivery and not await self.claim(message.delivery):
+            log.info("%s delivery %s was already handled (a retry or a duplicate delivery); not answering again",
+                     message.source, message.delivery)
+            return
+        try:
+            reply = await self.screen(message)
+            if reply is not None:
+                await channel.send(reply)
+                return
+            async with channel.working():
+                await channel.send(await self.ask(message))
+        except Exception:  # noqa: BLE001 - a front end's failure must not escape into the framework's logs only
+            log.exception("could not answer %s delivery %s", message.source, message.delivery)
+
+    async def claim(self, key: str) -> bool:
+        """The de-duplication claim across replicas. It fails open: while the database is unreachable the message
+        is answered unclaimed (counted), so an outage loses no answer; only a re-delivery of the same message that
+        arrives during the outage can then be answered twice."""
+        try:
+            return await self.runtime.db.claim_event(key)
+        except Exception as exc:  # noqa: BLE001 - an unreachable database must not cost the user the answer
+            self.work.unclaimed_answers += 1
+            log.warning("could not claim delivery %s (%s: %s); answering it unclaimed", key, type(exc).__name__,
+                        (str(exc).splitlines() or [""])[0][:200])
+            return True
+
+    async def screen(self, message: Message) -> Reply | None:
+        """A reply without any model (help, too long, rate limited), or None when the question may go on."""
+        limit = self.settings.max_prompt_chars
+        if not message.text:
+            return Reply(Kind.HELP, HELP, suggestions=EXAMPLES)
+        if len(message.text) > limit:
+            return Reply(Kind.TOO_LONG, too_long(len(message.text), limit))
+        user_key = message.user if message.source == "slack" else f"{message.source}:{message.user}"
+        allowance = await self.runtime.rate_limiter.check_slack_user(user_key)
+        if not allowance.allowed:
+            return Reply(Kind.RATE_LIMITED, allowance.message)
+        return None
+
+    async def ask(self, message: Message) -> Reply:
+        """The pipeline's answer, or the reply that stands for it when no model could answer."""
+        context = RequestContext(source=message.source, user_id=message.user)
+        try:
+            result = await self.runtime.pipeline.generate(message.text, context)
+        except AllModelsFailedError as exc:
+            log.error("request %s: every model failed: %s", context.request_id, exc.failures)
+            if self.runtime.warming_up():
+                return Reply(Kind.WARMING_UP, WARMING_UP)
+            return Reply(Kind.APOLOGY, apology(context.request_id))
+        except InvalidPromptError as exc:
+            return Reply(Kind.UNREADABLE, unreadable(exc))
+        except Exception:  # noqa: BLE001 - the user gets the apology; the log gets the stack trace
+            log.exception("request %s failed", context.request_id)
+            return Reply(Kind.APOLOGY, apology(context.request_id))
+        footer = footer_text(result) if self.settings.show_model_footer else None
+        return Reply(Kind.ANSWER, result.text, result=result, footer=footer,
+                     stream=len(result.text) >= STREAM_MIN_CHARS)
