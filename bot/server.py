@@ -1,5 +1,5 @@
 """`bankbot serve`: one aiohttp server for /health, Slack's Events API at /slack/events (or Socket Mode),
-and the REST routes that attach to it.
+Teams at /api/messages (bot/teams/), and the REST routes that attach to it.
 
 Start-up binds the port first: /health answers at once. Then the database is migrated and the active model
 read (until then, /ready is 503 and other routes wait up to STARTUP_WAIT_S, then get a 503); then every
@@ -9,8 +9,8 @@ when it has no checkpoint, and every model's health is checked in the background
 SIGTERM or SIGINT shuts down gracefully, within SHUTDOWN_GRACE_S + FLUSH_GRACE_S (under 10 s) plus the time the
 models take to close: aiohttp's `AppRunner.cleanup()` closes the listening socket (new connections are
 refused), closes idle keep-alive connections, and waits up to `shutdown_timeout` for the requests being
-handled; then the app's cleanup contexts run in reverse order, the first of which waits for the Slack
-listeners still answering after their ack (bot/inflight.py) before the shared Web API session closes. Then a
+handled; then the app's cleanup contexts run in reverse order, the first of which wait for the Teams answers
+and the Slack listeners still running after their ack (bot/inflight.py) before the shared Web API session closes. Then a
 training still running is stopped, the request log is flushed (within FLUSH_GRACE_S, in a `finally`), and only
 then are the models closed (a vLLM engine can take long to stop).
 """
@@ -18,6 +18,7 @@ then are the models closed (a vLLM engine can take long to stop).
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import signal
 from collections.abc import AsyncIterator
@@ -42,6 +43,8 @@ log = logging.getLogger(__name__)
 RUNTIME = web.AppKey("runtime", Runtime)
 SLACK_APP = web.AppKey("slack_app", AsyncApp)
 SLACK_WORK = web.AppKey("slack_work", Work)
+TEAMS_WORK = web.AppKey("teams_work", Work)
+TEAMS_ANONYMOUS = "anonymous: /api/messages accepts requests without a token (Agents Playground only)"
 SHUTDOWN_DEADLINE = web.AppKey("shutdown_deadline", list)  # [loop time] once a shutdown has begun
 SLACK_EVENTS_PATH = "/slack/events"
 SHUTDOWN_GRACE_S = 7.0  # requests and Slack answers in flight at SIGTERM get this long, together
@@ -75,9 +78,11 @@ def build_web_app(runtime: Runtime) -> web.Application:
     app[SHUTDOWN_DEADLINE] = []
     app.router.add_get("/health", health)
     attach_slack(app, runtime)
+    attach_teams(app, runtime)
     attach_api(app, runtime)
-    if SLACK_WORK in app:
-        app[API_ROUTES].metrics.registry.register(app[SLACK_WORK])
+    for work in (SLACK_WORK, TEAMS_WORK):
+        if work in app:
+            app[API_ROUTES].metrics.registry.register(app[work])
     return app
 
 
@@ -94,7 +99,7 @@ def attach_slack(app: web.Application, runtime: Runtime) -> None:
     app[SLACK_WORK] = Work("slack", "listeners")
     app[SLACK_APP] = build_slack_app(runtime, work=app[SLACK_WORK])
     app.cleanup_ctx.append(_shared_http_session)  # cleanup contexts exit in reverse order:
-    app.cleanup_ctx.append(_finish_slack_work)  # the answers finish before the session closes
+    app.cleanup_ctx.append(_finish_work(SLACK_WORK))  # the answers finish before the session closes
     if settings.slack_app_token:
         app.cleanup_ctx.append(_socket_mode)  # and no new envelope arrives while they finish
     else:
@@ -116,13 +121,17 @@ async def _shared_http_session(app: web.Application) -> AsyncIterator[None]:
         client.session = None
 
 
-async def _finish_slack_work(app: web.Application) -> AsyncIterator[None]:
-    """At cleanup (every HTTP request is done by then), wait for the listeners still running after their ack,
-    until the shutdown deadline (SHUTDOWN_GRACE_S from the start of the cleanup when none was set)."""
-    yield
-    loop = asyncio.get_running_loop()
-    deadline = app[SHUTDOWN_DEADLINE][0] if app[SHUTDOWN_DEADLINE] else loop.time() + SHUTDOWN_GRACE_S
-    await app[SLACK_WORK].drain(deadline)
+def _finish_work(key: web.AppKey):
+    """A cleanup context: at cleanup (every HTTP request is done by then), wait for the front end's answers still
+    running after their ack, until the shutdown deadline (SHUTDOWN_GRACE_S from the start of the cleanup when
+    none was set)."""
+    async def finish(app: web.Application) -> AsyncIterator[None]:
+        yield
+        loop = asyncio.get_running_loop()
+        deadline = app[SHUTDOWN_DEADLINE][0] if app[SHUTDOWN_DEADLINE] else loop.time() + SHUTDOWN_GRACE_S
+        await app[key].drain(deadline)
+
+    return finish
 
 
 async def _socket_mode(app: web.Application) -> AsyncIterator[None]:
@@ -143,6 +152,40 @@ async def _socket_mode(app: web.Application) -> AsyncIterator[None]:
         connecting.cancel()
         await asyncio.gather(connecting, return_exceptions=True)
         await handler.close_async()
+
+
+# -- Teams ------------------------------------------------------------------------------------------------
+
+def attach_teams(app: web.Application, runtime: Runtime) -> None:
+    """POST /api/messages when the Agents SDK's connection variables are set (or anonymous mode is on)."""
+    from bot.teams.config import sdk_environment, teams_configured
+
+    env = sdk_environment()
+    if not teams_configured(env):
+        log.info("Teams is off: set CONNECTIONS__SERVICE_CONNECTION__SETTINGS__CLIENTID (and its secret, tenant and "
+                 "auth type) to turn it on")
+        return
+    from bot.teams.app import TeamsFrontEnd
+
+    app[TEAMS_WORK] = Work("teams", "answers")
+    front_end = TeamsFrontEnd(runtime, app[TEAMS_WORK], env)
+    front_end.attach(app)
+    app.cleanup_ctx.append(_finish_work(TEAMS_WORK))
+    if front_end.anonymous:
+        app.middlewares.append(_ready_says_anonymous)
+
+
+@web.middleware
+async def _ready_says_anonymous(request: web.Request, handler):
+    """Anonymous mode is never silent: /ready says so (beside the warning logged at start-up)."""
+    response = await handler(request)
+    if request.path != "/ready" or not isinstance(response, web.Response) or response.content_type != \
+            "application/json":
+        return response
+    data = json.loads(response.body) | {"teams": TEAMS_ANONYMOUS}
+    return web.json_response(data, status=response.status, headers={k: v for k, v in response.headers.items()
+                                                                    if k.lower() not in ("content-type",
+                                                                                         "content-length")})
 
 
 async def _health_watch(app: web.Application) -> AsyncIterator[None]:

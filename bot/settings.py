@@ -26,6 +26,12 @@ class Settings(LLMSettings):
     show_model_footer: bool = True  # model, latency and confidence under each answer
     charts: bool = False  # CHARTS=on: /llm-bench summary also uploads a PNG chart
 
+    # Microsoft Teams: on when the SDK's CONNECTIONS__SERVICE_CONNECTION__SETTINGS__* variables are set (bot/teams/)
+    teams_service_url_hosts: str = ""  # comma-separated hosts an activity's serviceUrl may name besides Microsoft's
+    teams_admin_aad_ids: str = ""  # comma-separated Entra object ids allowed to run llm-switch and llm-bench
+    teams_allowed_tenants: str = ""  # comma-separated tenant ids; when set, other tenants get no answer
+    teams_admin_conversation: str | None = None  # Teams conversation id receiving the llm-switch audit lines
+
     # Rate limits (shared by every replica through the database)
     rate_limit_user_per_min: int = 20  # Slack messages per user per minute; 0 disables
     rate_limit_api_per_min: int = 600  # REST API requests per client per minute; 0 disables
@@ -41,7 +47,23 @@ class Settings(LLMSettings):
 
     @property
     def admin_user_ids(self) -> frozenset[str]:
-        return frozenset(u.strip() for u in self.slack_admin_user_ids.split(",") if u.strip())
+        return _csv(self.slack_admin_user_ids)
+
+    @property
+    def teams_admins(self) -> frozenset[str]:
+        return _csv(self.teams_admin_aad_ids)
+
+    @property
+    def teams_tenants(self) -> frozenset[str]:
+        return _csv(self.teams_allowed_tenants)
+
+    @property
+    def teams_hosts(self) -> tuple[str, ...]:
+        return tuple(sorted(_csv(self.teams_service_url_hosts)))
+
+
+def _csv(value: str) -> frozenset[str]:
+    return frozenset(u.strip() for u in value.split(",") if u.strip())
 
 
 def load_settings() -> Settings:

@@ -1,0 +1,124 @@
+"""The Teams front end on the Microsoft 365 Agents SDK: a CloudAdapter and an AgentApplication answering through
+the shared conversation core (bot/conversation/).
+
+A message is accepted at once (202): the handler only decides whether to answer, then answers in a task of its
+own as a proactive message continuing the conversation from the activity's reference, so a slow model never
+makes Teams re-deliver. Re-deliveries (same conversation and activity id) are answered once, across replicas.
+The SDK's default turn-error handler (it sends the exception's text to the user) is replaced: the user gets the
+apology with a reference id, the log gets the trace.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+import warnings
+from collections.abc import Mapping
+from typing import Any
+
+from aiohttp import web
+from microsoft_agents.activity import Activity, ActivityTypes, load_configuration_from_env
+from microsoft_agents.authentication.msal import MsalConnectionManager
+from microsoft_agents.hosting.aiohttp import CloudAdapter, jwt_authorization_decorator, start_agent_process
+from microsoft_agents.hosting.core import (
+    AgentApplication,
+    ApplicationOptions,
+    MemoryStorage,
+    TurnContext,
+    TurnState,
+)
+
+from bot.conversation.core import ConversationCore, Message
+from bot.conversation.messages import apology
+from bot.inflight import Work
+from bot.teams import chains
+from bot.teams.channel import TeamsChannel
+from bot.teams.commands import TeamsCommands, parse_command
+from bot.teams.config import anonymous_allowed
+from bot.teams.format import message, strip_mention
+from bot.teams.hosts import ServiceUrlValidator
+
+log = logging.getLogger(__name__)
+MESSAGES_PATH = "/api/messages"
+ANONYMOUS_WARNING = ("Teams runs in anonymous mode (CONNECTIONS__SERVICE_CONNECTION__SETTINGS__ANONYMOUS_ALLOWED): "
+                     "requests to /api/messages are not authenticated. Use it only with the Agents Playground "
+                     "on a laptop.")
+
+
+class TeamsFrontEnd:
+    def __init__(self, runtime: Any, work: Work, sdk_env: Mapping[str, str]):
+        self.runtime = runtime
+        self.work = work
+        config = load_configuration_from_env(sdk_env)
+        self.connections = MsalConnectionManager(**config)
+        self.auth_config = self.connections.get_default_connection_configuration()
+        self.anonymous = anonymous_allowed(sdk_env)
+        self.validator = ServiceUrlValidator(runtime.settings.teams_hosts)
+        self.adapter = CloudAdapter(connection_manager=self.connections, host_validator=self.validator)
+        self.adapter.on_turn_error = self.on_turn_error
+        options = ApplicationOptions(storage=MemoryStorage(), start_typing_timer=False,  # typing runs with the
+                                     remove_recipient_mention=False)  # model, in the answer's own turn
+        self.agent = AgentApplication[TurnState](options, connection_manager=self.connections)
+        self.agent.activity(ActivityTypes.message)(self.on_message)
+        self.agent.error(self.on_turn_error)
+        self.core = ConversationCore(runtime, work)
+        self.commands = TeamsCommands(runtime)
+
+    def attach(self, app: web.Application) -> None:
+        """POST /api/messages, its JWT validated on that route only (the SDK reads "agent_configuration")."""
+        with warnings.catch_warnings():  # the SDK's middleware reads this plain string key
+            warnings.simplefilter("ignore", web.NotAppKeyWarning)
+            app["agent_configuration"] = self.auth_config
+        app.router.add_post(MESSAGES_PATH, jwt_authorization_decorator(self.messages))
+        if self.anonymous:
+            log.warning(ANONYMOUS_WARNING)
+
+    async def messages(self, request: web.Request) -> web.Response:
+        return await start_agent_process(request, self.agent, self.adapter)
+
+    # -- the inbound turn: decide, then answer in the background ------------------------------------------
+
+    async def on_message(self, context: TurnContext, state: TurnState) -> None:
+        activity = context.activity
+        tenant = activity.conversation.tenant_id or (activity.channel_data or {}).get("tenant", {}).get("id")
+        allowed = self.runtime.settings.teams_tenants
+        if allowed and tenant not in allowed:
+            log.warning("Teams activity from tenant %s ignored: not in TEAMS_ALLOWED_TENANTS", tenant)
+            return
+        kind = activity.conversation.conversation_type or "personal"
+        mentioned = any(m.mentioned and m.mentioned.id == activity.recipient.id
+                        for m in TurnContext.get_mentions(activity))
+        text = strip_mention(TurnContext.remove_recipient_mention(activity) if mentioned else activity.text)
+        if kind != "personal" and not mentioned:  # a channel follow-up, delivered under ChannelMessage.Read.Group
+            if kind != "channel" or not await chains.answered_in(self.runtime.db, activity.conversation.id):
+                return
+        sender = activity.from_property
+        incoming = Message(source="teams", user=sender.aad_object_id or sender.id, text=text,
+                           delivery=f"teams:{activity.conversation.id}:{activity.id}")
+        self.work.spawn(self.answer(context.identity, activity.model_copy(deep=True), incoming, kind),
+                        name=f"teams-answer-{activity.id}")
+
+    async def answer(self, identity: Any, activity: Activity, incoming: Message, kind: str) -> None:
+        """A proactive turn continuing the conversation: the answer, or the command's reply."""
+        if not self.validator.is_allowed(activity.service_url):  # checked on the way in too; never post elsewhere
+            log.warning("Teams answer not sent: serviceUrl %s is not allowed", activity.service_url)
+            return
+        command = parse_command(incoming.text)
+
+        async def turn(context: TurnContext) -> None:
+            if command is None:
+                await self.core.handle(incoming, TeamsChannel(context, kind))
+                if kind == "channel":
+                    await chains.mark_answered(self.runtime.db, activity.conversation.id)
+            elif await self.core.claim(incoming.delivery):
+                await self.commands.run(context, incoming.user, *command)
+
+        await self.adapter.continue_conversation_with_claims(identity, activity, turn)
+
+    async def on_turn_error(self, context: TurnContext, error: Exception) -> None:
+        reference = uuid.uuid4().hex[:12]
+        log.error("Teams turn failed (reference %s)", reference, exc_info=error)
+        try:
+            await context.send_activity(message(apology(reference)))
+        except Exception as exc:  # noqa: BLE001 - the log has the reference and the trace
+            log.warning("could not send the apology %s: %s", reference, type(exc).__name__)
