@@ -4,6 +4,7 @@ messages split under Teams' size limit, in the message's reply chain."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 from contextlib import asynccontextmanager
 
@@ -46,6 +47,7 @@ class TeamsChannel:
         stream = self.context.streaming_response
         for chunk in re.findall(rf".{{1,{STREAM_CHUNK}}}(?:\s+|$)", text, flags=re.S) or [text]:
             stream.queue_text_chunk(chunk)
+            await asyncio.sleep(0)  # the SDK's sender takes the chunk; what follows merges until its next send
         if tail:
             stream.queue_text_chunk(tail)
         await stream.end_stream()
