@@ -1,4 +1,4 @@
-"""The `bankbot` command line: serve, ask, eval, bench, switch, db upgrade, train."""
+"""The `bankbot` command line: serve, ask, eval, bench, switch, db upgrade, train, teams-package."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from bot.cli_commands import (
     cmd_eval,
     cmd_serve,
     cmd_switch,
+    cmd_teams_package,
     cmd_train_custom,
     cmd_train_encoder,
     cmd_train_qlora,
@@ -63,6 +64,13 @@ def _parser() -> argparse.ArgumentParser:
     switch = sub.add_parser("switch", help="switch the active model for every replica")
     switch.add_argument("model")
     switch.set_defaults(handler=cmd_switch)
+
+    teams = sub.add_parser("teams-package", help="write the Teams app package (a zip to upload in Teams)")
+    teams.add_argument("--app-id", help="the Entra app's client id (default: "
+                                        "CONNECTIONS__SERVICE_CONNECTION__SETTINGS__CLIENTID)")
+    teams.add_argument("--domain", default="bankbot.example.com", help="the bot's public host name")
+    teams.add_argument("--out", default="bankbot-teams.zip", help="the zip to write")
+    teams.set_defaults(handler=cmd_teams_package)
 
     db = sub.add_parser("db", help="database maintenance")
     db_sub = db.add_subparsers(dest="db_command", required=True)

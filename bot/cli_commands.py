@@ -146,6 +146,26 @@ def cmd_switch(args, settings: Settings) -> int:
     return 0
 
 
+def cmd_teams_package(args, settings: Settings) -> int:
+    from pathlib import Path
+
+    from bot.teams.config import sdk_environment, setting
+    from bot.teams.package import build
+
+    app_id = args.app_id or setting(sdk_environment(), "CLIENTID")
+    if not app_id:
+        print("bankbot: give --app-id (the Entra app's client id) or set "
+              "CONNECTIONS__SERVICE_CONNECTION__SETTINGS__CLIENTID", file=sys.stderr)
+        return 2
+    try:
+        out = build(Path(args.out), app_id, args.domain)
+    except ValueError as exc:
+        print(f"bankbot: {exc}", file=sys.stderr)
+        return 2
+    print(f"Wrote {out}: upload it in Teams (Apps > Manage your apps > Upload an app).")
+    return 0
+
+
 def cmd_db_upgrade(args, settings: Settings) -> int:
     from storage.database import Database
 

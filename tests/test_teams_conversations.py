@@ -9,7 +9,7 @@ import re
 from tests.scripted import Scripted, ScriptedAdapter
 from tests.teams_helpers import activity, teams_harness
 
-MEDIUM_ANSWER = " ".join(f"Step {i}: check the card details in the app before you dispute a payment." for i in range(20))
+MEDIUM_ANSWER = " ".join(f"Step {i}: check the card details in the app before disputing a payment." for i in range(20))
 HUGE_ANSWER = " ".join(f"Sentence {i} explains one more detail of how card payments are disputed." for i in range(300))
 
 
