@@ -30,6 +30,7 @@ CONNECTOR_AUDIENCE = "https://api.botframework.com"
 class Identity:
     key: Any = field(default_factory=lambda: rsa.generate_private_key(public_exponent=65537, key_size=2048))
     kid: str = "test-kid"
+    _outbound: dict[str, str] = field(default_factory=dict)
 
     def token(self, service_url: str, *, audience: str = APP_ID, expires_in: float = 3600.0,
               key: Any = None, **claims: Any) -> str:
@@ -40,6 +41,12 @@ class Identity:
         return jwt.encode(payload, key or self.key, algorithm="RS256", headers={"kid": self.kid})
 
     def outbound_token(self, audience: str) -> str:
+        """An app token for `audience`, signed once and reused, as MSAL caches the tokens it acquires."""
+        if audience not in self._outbound:
+            self._outbound[audience] = self._sign_outbound(audience)
+        return self._outbound[audience]
+
+    def _sign_outbound(self, audience: str) -> str:
         return jwt.encode({"iss": "https://login.microsoftonline.com/test", "aud": audience, "appid": APP_ID,
                            "exp": int(time.time()) + 3600}, self.key, algorithm="RS256")
 

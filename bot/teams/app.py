@@ -27,6 +27,7 @@ from microsoft_agents.hosting.core import (
     TurnContext,
     TurnState,
 )
+from yarl import URL
 
 from bot.conversation.core import ConversationCore, Message
 from bot.conversation.messages import apology
@@ -74,7 +75,32 @@ class TeamsFrontEnd:
             log.warning(ANONYMOUS_WARNING)
 
     async def messages(self, request: web.Request) -> web.Response:
-        return await start_agent_process(request, self.agent, self.adapter)
+        """An invoke (it wants its answer in the response) runs the SDK's turn in the request. Any other activity
+        is checked (JSON, conversation, serviceUrl against the allow-list and the token's claim) and accepted with
+        202 at once; the SDK's turn then runs in a task of its own, so 200 arriving together are all acked first."""
+        try:
+            body = await request.json()
+            activity = Activity.model_validate(body)
+        except (ValueError, TypeError):
+            return web.json_response({"error": "invalid activity"}, status=400)
+        if activity.type == ActivityTypes.invoke or activity.delivery_mode == "expectReplies":
+            return await start_agent_process(request, self.agent, self.adapter)
+        if not activity.type or not activity.conversation or not activity.conversation.id:
+            return web.json_response({"error": "the activity needs a type and a conversation id"}, status=400)
+        identity = request.get("claims_identity")
+        if not self._service_url_allowed(identity, activity.service_url):
+            log.warning("Teams activity refused: serviceUrl %s is not allowed", activity.service_url)
+            return web.json_response({"error": "serviceUrl not allowed"}, status=401)
+        self.work.spawn(self.adapter.process_activity(identity, activity, self.agent.on_turn),
+                        name=f"teams-turn-{activity.id}")
+        return web.Response(status=202)
+
+    def _service_url_allowed(self, identity: Any, service_url: str | None) -> bool:
+        """The allow-list, and the token's serviceurl claim naming the same host (as the SDK's adapter checks)."""
+        if not service_url or not self.validator.is_allowed(service_url):
+            return False
+        claimed = identity.get_claim_value("serviceurl") if identity else None
+        return not claimed or (URL(claimed).host or "").casefold() == (URL(service_url).host or "").casefold()
 
     # -- the inbound turn: decide, then answer in the background ------------------------------------------
 
