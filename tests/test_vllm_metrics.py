@@ -21,8 +21,11 @@ def test_kv_cache_usage_reads_both_gauge_names_and_nothing_else():
 
 
 async def test_the_server_backend_reads_the_servers_metrics():
+    async def metrics(request: web.Request) -> web.Response:
+        return web.Response(text=V1_METRICS)
+
     app = web.Application()
-    app.router.add_get("/metrics", lambda request: web.Response(text=V1_METRICS))
+    app.router.add_get("/metrics", metrics)
     runner = web.AppRunner(app)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
