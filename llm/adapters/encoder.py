@@ -33,7 +33,8 @@ class EncoderAdapter(ModelAdapter):
     default_version: ClassVar[str] = "encoder_minilm_v1.0.0"
     default_timeout_s: ClassVar[float] = 10.0
     max_batch: ClassVar[int] = 64  # requests per micro-batch
-    batch_window_ms: ClassVar[float] = 2.0  # how long an idle batcher waits for concurrent requests
+    batch_window_ms: ClassVar[float] = 0.0  # as custom: requests already scheduled join the batch, and those that
+    # arrive while a batch runs form the next one; a wait would only add to a lone request's latency
     torch_threads: ClassVar[int] = 1  # as the custom model: one core for the model, one for the event loop
 
     def __init__(self, settings: LLMSettings, version: str | None = None):
@@ -60,14 +61,14 @@ class EncoderAdapter(ModelAdapter):
             if self.kb.version != predictor.meta.kb_version:
                 log.warning("encoder model was trained with knowledge base %s, current is %s (answers come from "
                             "the current one)", predictor.meta.kb_version, self.kb.version)
-            self._batcher = MicroBatcher(predictor.classify, self.max_batch, self.batch_window_ms)
-            self.predictor = predictor
+            batcher = MicroBatcher(predictor.classify, self.max_batch, self.batch_window_ms)
+            for length in (1, 8, 24):  # in the batcher's own thread: its first calls pay for oneDNN's per-thread
+                await batcher.submit(" ".join(["card"] * length))  # set-up, a few ms each
+            self._batcher, self.predictor = batcher, predictor
 
     def _load_predictor(self) -> EncoderPredictor:
         torch.set_num_threads(self.torch_threads)
-        predictor = EncoderPredictor.load(self.checkpoint_dir)
-        predictor.classify(["warm up"])  # the first call pays for oneDNN's kernel selection
-        return predictor
+        return EncoderPredictor.load(self.checkpoint_dir)
 
     async def _generate(self, prompt: str) -> GenerationResult:
         started = time.perf_counter()
