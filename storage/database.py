@@ -17,19 +17,20 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import delete, event, func, insert, select, text
+from sqlalchemy import delete, event, func, insert, or_, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import selectinload
 from sqlalchemy.pool import StaticPool
 
-from storage import leases, rate_limits
+from storage import claims, leases, model_spend, rate_limits
 from storage.dialects import dialect_insert
 from storage.migrate import upgrade_on
 from storage.models import Base, BenchmarkResult, BenchmarkRun, ModelSwitch, ProcessedEvent, Setting, utcnow
 from storage.rate_limits import RateDecision
 from storage.request_log import RequestLog
 from storage.request_metrics import request_metrics
+from storage.routing_metrics import routing_metrics
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -41,6 +42,7 @@ PG_CONNECT_TIMEOUT_S = 10.0
 PG_COMMAND_TIMEOUT_S = 30.0  # any one statement (migrations run on an engine of their own, without it)
 PRUNE_EVERY_S = 60.0  # how often one process deletes finished rate-limit windows and old event ids
 EVENT_RETENTION = timedelta(hours=1)  # processed Slack event ids kept this long (Slack retries for minutes)
+OPEN_CLAIM_RETENTION = timedelta(days=7)  # and claims never finished (no replica ran to give up on them) longer
 
 
 READ_ONLY = "bankbot_read_only"  # execution option of Database.reads: SQLite begins those deferred
@@ -211,6 +213,29 @@ class Database:
         async with self.reads.connect() as conn:
             return await request_metrics(conn, since)
 
+    async def routing_metrics(self, since: datetime | None = None) -> list[dict]:
+        """Per routing arm (a call's role) and model: calls, failures, latencies, cost, escalations, shadow
+        agreement and feedback since ``since`` (storage/routing_metrics.py)."""
+        async with self.reads.connect() as conn:
+            return await routing_metrics(conn, since)
+
+    # -- daily spend per paid model (storage/model_spend.py) ------------------------------------------
+
+    async def reserve_spend(self, model: str, day: str, amount_usd: float, limit_usd: float) -> float | None:
+        """Reserve ``amount_usd`` of ``model``'s budget for ``day`` (every replica's): the new total, or None
+        when it would pass ``limit_usd``."""
+        async with self.engine.begin() as conn:
+            return await model_spend.reserve(conn, self._insert, model, day, amount_usd, limit_usd)
+
+    async def adjust_spend(self, model: str, day: str, delta_usd: float) -> None:
+        async with self.engine.begin() as conn:
+            await model_spend.adjust(conn, model, day, delta_usd)
+
+    async def spend_on(self, day: str) -> dict[str, float]:
+        """USD spent per paid model on ``day`` (YYYY-MM-DD, UTC), across replicas."""
+        async with self.reads.connect() as conn:
+            return await model_spend.on_day(conn, day)
+
     # -- benchmarks -----------------------------------------------------------------------------------
 
     async def save_benchmark_run(self, run: dict) -> int:
@@ -255,6 +280,71 @@ class Database:
         self._schedule_housekeeping()
         return claimed
 
+    # -- durable claims: the work a claimed delivery stands for (storage/claims.py) ---------------------
+
+    async def claim_work(self, key: str, *, holder: str, lease_s: float, source: str, user_id: str,
+                         question: str, reference: str) -> bool:
+        """claim_event's durable form: the first claim of ``key`` also records the work (``question`` already
+        redacted), held by ``holder`` for ``lease_s``. TimeoutError after ``request_timeout_s``."""
+        async def insert_claim() -> bool:
+            async with self.engine.begin() as conn:
+                return await claims.claim(conn, self._insert, key, holder=holder, lease_s=lease_s, now=utcnow(),
+                                          source=source, user_id=user_id, question=question, reference=reference)
+
+        claimed = await self._bounded(insert_claim())
+        self._schedule_housekeeping()
+        return claimed
+
+    async def set_claim_state(self, key: str, holder: str, state: str, reason: str | None = None) -> bool:
+        """Move an open claim ``holder`` holds to ``state``; False when it is no longer ``holder``'s."""
+        async def change() -> bool:
+            async with self.engine.begin() as conn:
+                return await claims.set_state(conn, key, holder, state, utcnow(), reason)
+
+        return await self._bounded(change())
+
+    async def record_claim_post(self, key: str, message_id: str) -> bool:
+        """Record the posted answer's message id (the first one only)."""
+        async def record() -> bool:
+            async with self.engine.begin() as conn:
+                return await claims.record_post(conn, key, message_id, utcnow())
+
+        return await self._bounded(record())
+
+    async def renew_claims(self, holder: str, lease_s: float) -> int:
+        """Extend the leases of every open claim ``holder`` holds; returns how many."""
+        async with self.engine.begin() as conn:
+            return await claims.renew(conn, holder, lease_s, utcnow())
+
+    async def release_claims(self, holder: str, keys: list[str] | None = None) -> int:
+        """End the leases of ``holder``'s open claims (or of ``keys``) now, for another replica to take over."""
+        async with self.engine.begin() as conn:
+            return await claims.release(conn, holder, utcnow(), keys)
+
+    async def expired_claims(self, limit: int = 50) -> list[str]:
+        """Keys of open claims whose lease has run out, oldest first."""
+        async with self.reads.connect() as conn:
+            return await claims.expired(conn, utcnow(), limit)
+
+    async def take_over_claim(self, key: str, holder: str, lease_s: float) -> claims.Claim | None:
+        """Take an expired open claim for ``holder``; None when another replica won it or it is no longer open."""
+        async with self.engine.begin() as conn:
+            return await claims.take_over(conn, key, holder, lease_s, utcnow())
+
+    async def get_claim(self, key: str) -> claims.Claim | None:
+        async with self.reads.connect() as conn:
+            return await claims.get(conn, key)
+
+    async def oldest_open_claim_age_s(self) -> float:
+        """Seconds since the oldest claim not yet answered was made; 0 when there is none."""
+        async with self.reads.connect() as conn:
+            oldest = await claims.oldest_open(conn)
+        return max(0.0, (utcnow() - oldest).total_seconds()) if oldest is not None else 0.0
+
+    def now(self) -> datetime:
+        """The clock claims are stamped with (tests freeze it)."""
+        return utcnow()
+
     # -- leases (locks shared by every replica) -------------------------------------------------------
 
     async def acquire_lease(self, name: str, holder: str, ttl_s: float) -> bool:
@@ -296,9 +386,13 @@ class Database:
             log.debug("housekeeping failed: %s", exc)
 
     async def prune_events(self, older_than: datetime) -> int:
-        """Forget processed Slack event ids received before ``older_than``; returns how many."""
+        """Forget delivery claims received before ``older_than``; returns how many. Open claims (not answered yet)
+        are kept for OPEN_CLAIM_RETENTION: a replica's sweeper answers them or gives up on them first."""
         async with self.engine.begin() as conn:
-            result = await conn.execute(delete(ProcessedEvent).where(ProcessedEvent.created_at < older_than))
+            result = await conn.execute(delete(ProcessedEvent).where(
+                ProcessedEvent.created_at < older_than,
+                or_(ProcessedEvent.state.is_(None), ProcessedEvent.state.not_in(claims.OPEN),
+                    ProcessedEvent.created_at < older_than - OPEN_CLAIM_RETENTION)))
         return result.rowcount
 
     async def prune_rate_limits(self) -> int:

@@ -1,5 +1,5 @@
 """ORM models: the request log and its model calls, benchmark runs, the model-switch audit trail, settings,
-Slack event claims.
+delivery claims (durable: the work they stand for).
 
 Every timestamp is timezone-aware UTC on the way in and on the way out, on PostgreSQL and on SQLite
 (which stores naive text, so ``UTCDateTime`` converts at the boundary).
@@ -180,12 +180,29 @@ class Setting(Base):
 
 
 class ProcessedEvent(Base):
-    """A Slack event id claimed by one replica; the primary key makes the claim atomic."""
+    """A delivery (Slack event id, Teams activity) claimed by one replica; the primary key makes the claim atomic.
+
+    A durable claim (``state`` set) also records the work: the redacted question, where to answer, the replica
+    holding it and its lease, and the posted answer's message id (storage/claims.py). Plain markers (reply
+    chains, commands) leave ``state`` empty and are never swept.
+    """
 
     __tablename__ = "processed_events"
+    __table_args__ = (Index("ix_processed_events_state_lease", "state", "lease_expires_at"),)
 
     event_id: Mapped[str] = mapped_column(String, primary_key=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    source: Mapped[str | None] = mapped_column(String)  # the front end: slack, teams
+    user_id: Mapped[str | None] = mapped_column(String)  # the front end's id of the person who asked
+    question: Mapped[str | None] = mapped_column(Text)  # redacted before it is stored
+    reference: Mapped[str | None] = mapped_column(Text)  # JSON: where to answer (channel, thread, conversation)
+    state: Mapped[str | None] = mapped_column(String)  # claimed -> answering -> answered, or failed
+    reason: Mapped[str | None] = mapped_column(Text)  # why it failed (or was given up)
+    holder: Mapped[str | None] = mapped_column(String)  # hostname:pid:uuid of the replica working on it
+    lease_expires_at: Mapped[datetime | None]  # renewed while the holder works; past it, another replica takes over
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # take-overs so far
+    answer_ref: Mapped[str | None] = mapped_column(String)  # the posted answer's message id (Slack ts, Teams id)
+    updated_at: Mapped[datetime | None]
 
 
 class Lease(Base):
