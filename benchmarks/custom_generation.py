@@ -3,6 +3,8 @@
 Each figure is the median of several runs of greedy decoding of exactly N tokens after a real question's
 prompt (prefill included, <eos> ignored). The runs of every length alternate, so that a noisy neighbour on a
 shared machine slows all of them alike. With the cache the cost per token should stay flat in N.
+Serving generates each intent's answer once, when the checkpoint loads (llm/custom/answer_cache.py): these figures
+are the cost of that generation, and of every request only for a checkpoint whose answers see the question.
 
     python benchmarks/custom_generation.py                      # checkpoint in $MODEL_DIR/custom
     python benchmarks/custom_generation.py --checkpoint models/custom --runs 7
