@@ -34,11 +34,12 @@ __all__ = ["TrainParams", "TrainReport", "checkpoint_exists", "train_custom"]
 
 # Typical wall time of each phase's unit on the default configuration (2 quiet cores, fp32): the progress weights.
 # A run on a busy machine measured n-gram fit 46 s, main loop 622 s (1,057 units), answer polish 113 s (160
-# steps), the rest about 1 s; the per-unit costs below keep those ratios and add up to a quiet run's ~210 s.
-NGRAM_STEP_S = 0.29  # one full-batch step of the n-gram fit
+# steps), the rest about 1 s (783 s in all); the per-unit costs below keep those ratios, scaled to a quiet
+# run's ~210 s.
+NGRAM_STEP_S = 0.083  # one full-batch step of the n-gram fit
 TOKENIZER_S = 0.3  # the BPE tokenizer
-MAIN_STEP_S = 0.13  # one main-loop step (a validation pass counts as VALIDATION_STEPS steps)
-POLISH_STEP_S = 0.16  # one answer-polish step (one question per intent, each with its answer)
+MAIN_STEP_S = 0.159  # one main-loop step (a validation pass counts as VALIDATION_STEPS steps)
+POLISH_STEP_S = 0.19  # one answer-polish step (one question per intent, each with its answer)
 EVALUATE_S = 1.0  # intent logits of validation and non-banking prompts, the n-gram mix, the threshold
 CHECK_QUESTION_S = 0.01  # one question of the exact-answer check (intent + generated answer)
 SAVE_S = 0.5
