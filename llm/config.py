@@ -8,6 +8,7 @@ from pydantic import field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from llm.model_names import DEFAULT_VERSIONS, resolve_model_name
+from llm.routing.budgets import parse_budgets
 
 MODEL_NAMES = tuple(DEFAULT_VERSIONS)
 
@@ -21,6 +22,7 @@ class LLMSettings(BaseSettings):
     benchmark_every_n: int = 50  # a background benchmark of all models every N requests; 0 = never
     benchmark_sample: int = 20  # test examples (stratified) in the periodic benchmark
     benchmark_budget_usd_per_day: float = 1.00  # paid calls of periodic benchmarks, summed over every replica
+    model_budget_usd_per_day: str = "5.00"  # live calls of each paid model per UTC day: a number or {"gemini": 5}
     fallback_order: str = "custom,qlora,gemini"  # tried in this order after the active model
     model_timeout_s: float = 30.0  # per-call timeout; an adapter may ask for less
     breaker_failures: int = 3  # consecutive failures that open a model's circuit
@@ -57,6 +59,15 @@ class LLMSettings(BaseSettings):
         if unknown or not names:
             raise ValueError(f"FALLBACK_ORDER={value!r}: allowed names are {', '.join(MODEL_NAMES)}")
         return ",".join(names)
+
+    @field_validator("model_budget_usd_per_day")
+    @classmethod
+    def _budgets(cls, value: str) -> str:
+        try:
+            parse_budgets(value)
+        except ValueError as exc:
+            raise ValueError(f"MODEL_BUDGET_USD_PER_DAY: {exc}") from None
+        return value
 
     @field_validator("llm_model_version")
     @classmethod

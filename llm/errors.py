@@ -33,6 +33,12 @@ class CircuitOpenError(LLMError):
     """The model was skipped: its circuit breaker is open."""
 
 
+class BudgetExhaustedError(LLMError):
+    """A paid model's daily budget (MODEL_BUDGET_USD_PER_DAY) is spent: the call is not made."""
+
+    model_fault = False
+
+
 class UnknownModelError(LLMError, ValueError):
     """A model name or version string that no adapter is registered for."""
 

@@ -1,5 +1,6 @@
-"""BankingLLMPipeline: the active model first, then the fallback chain, with timeouts, circuit breakers,
-request records and a periodic background benchmark."""
+"""BankingLLMPipeline: the active model (or, for a canary's share of users, the canary) first, then the
+fallback chain, with timeouts, circuit breakers, daily budgets of paid models, calibrated confidence, escalation
+of unsure answers, a shadow model in the background, request records and a periodic background benchmark."""
 
 from __future__ import annotations
 
@@ -11,13 +12,27 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from llm.calls import OK, ModelCall, failed_call
+from llm.adapters.base import OUT_OF_SCOPE
+from llm.calls import CANARY, ESCALATION, FALLBACK, PRIMARY, SHADOW, ModelCall, failed_call, ok_call
 from llm.circuit_breaker import BreakerState, CircuitBreaker
-from llm.errors import AllModelsFailedError, CircuitOpenError, InvalidPromptError, LLMError, ModelTimeoutError
+from llm.errors import (
+    AllModelsFailedError,
+    BudgetExhaustedError,
+    CircuitOpenError,
+    InvalidPromptError,
+    LLMError,
+    ModelTimeoutError,
+)
 from llm.live_metrics import LiveMetrics
+from llm.priority import background_work
 from llm.redact import redact
+from llm.routing.budgets import ModelBudgets, parse_budgets
+from llm.routing.confidence_map import Calibrations
+from llm.routing.policy import RoutingPolicy
+from llm.routing.split import in_share
 from llm.switching import ModelSwitcher
 
 if TYPE_CHECKING:
@@ -50,6 +65,9 @@ class PipelineOptions:
     store_messages: bool = False  # keep the (redacted) message text in request rows
     user_hash_salt: str = "bankbot"
     clock: Callable[[], float] = time.monotonic  # the circuit breakers' clock (tests move one by hand)
+    model_dir: Path | None = None  # $MODEL_DIR/calibration/<model>.json: confidence maps of LLMs
+    budgets: dict[str, float] = field(default_factory=dict)  # MODEL_BUDGET_USD_PER_DAY per paid model
+    default_budget: float | None = None  # any other paid model's; None: no limit
 
     @classmethod
     def from_settings(cls, settings: LLMSettings, **overrides: Any) -> PipelineOptions:
@@ -57,8 +75,9 @@ class PipelineOptions:
             fallback_order=settings.fallback_names, timeout_s=settings.model_timeout_s,
             breaker_failures=settings.breaker_failures, breaker_cooldown_s=settings.breaker_cooldown_s,
             benchmark_every_n=settings.benchmark_every_n, benchmark_sample=settings.benchmark_sample,
-            max_prompt_chars=settings.max_prompt_chars,
+            max_prompt_chars=settings.max_prompt_chars, model_dir=settings.model_dir,
         )
+        values["budgets"], values["default_budget"] = parse_budgets(settings.model_budget_usd_per_day)
         values.update(overrides)
         return cls(**values)
 
@@ -77,8 +96,11 @@ class BankingLLMPipeline:
         self.benchmark_task: asyncio.Task | None = None
         self.request_listeners: list[Callable[[dict[str, Any]], None]] = []  # e.g. Prometheus, JSON logs
         self.live = LiveMetrics()  # per-model figures from the call records (what users' requests met)
-        if benchmark is not None:
-            benchmark.skip_reason = self._open_circuit  # a failing model is not benchmarked on top
+        self.budgets = ModelBudgets(store, options.budgets, options.default_budget)
+        self.calibrations = Calibrations(options.model_dir)
+        self.shadow_tasks: set[asyncio.Task] = set()
+        if benchmark is not None:  # a failing model, or one whose budget is spent, is not benchmarked on top
+            benchmark.skip_reason = lambda name: self._open_circuit(name) or self.budgets.exhausted(name)
 
     @property
     def active_model(self) -> str:
@@ -100,9 +122,23 @@ class BankingLLMPipeline:
             return None
         return f"circuit open after {breaker.consecutive_failures} failures"
 
-    def chain(self) -> list[str]:
+    @property
+    def policy(self) -> RoutingPolicy:
+        return self.switcher.policy
+
+    def chain(self, first: str | None = None) -> list[str]:
+        """`first` (default: the active model), then the active model, then FALLBACK_ORDER."""
         active = self.active_model
-        return [active] + [n for n in self.options.fallback_order if n != active]
+        return list(dict.fromkeys([first or active, active, *self.options.fallback_order]))
+
+    def first_model(self, context: RequestContext) -> tuple[str, str | None, str]:
+        """(name, version, role): the canary for the users in its share (sticky), else the active model."""
+        canary = self.policy.canary
+        if canary is not None and in_share(self.options.user_hash_salt, "canary", context.user_id, canary.percent):
+            name = self.factory.resolve(canary.model)
+            if name != self.active_model:
+                return name, canary.model, CANARY
+        return self.active_model, None, PRIMARY
 
     async def generate(self, prompt: str, context: RequestContext | None = None) -> GenerationResult:
         context = context or RequestContext()
@@ -110,23 +146,28 @@ class BankingLLMPipeline:
         failures: dict[str, str] = {}
         calls: list[ModelCall] = []
         started = time.perf_counter()
+        first, first_version, first_role = self.first_model(context)
         try:
-            for name in self.chain():
-                role = "fallback" if calls else "primary"
+            for name in self.chain(first):
+                role = FALLBACK if calls else first_role
                 call_started = time.perf_counter()
                 try:
-                    result = await self._call(name, prompt)
+                    result = await self._call(name, prompt, first_version if name == first else None)
                 except Exception as exc:  # noqa: BLE001 - every failure moves down the chain
                     calls.append(failed_call(name, exc, _ms_since(call_started), role))
                     failures[name] = _reason(exc)
                     log.warning("model %s failed for request %s: %s", name, context.request_id, failures[name])
                     continue
-                calls.append(ModelCall(name, OK, _ms_since(call_started), role, model_version=result.model_version))
+                calls.append(ok_call(name, result, _ms_since(call_started), role))
+                result = replace(result, extra=result.extra | {"arm": "canary" if role == CANARY else "served"})
+                result = await self._escalate(result, prompt, calls, context)
                 fallback_from = next(iter(failures), None)
                 self.fallbacks += fallback_from is not None
                 result = replace(result, fallback_from=fallback_from, request_id=context.request_id,
                                  latency_ms=_ms_since(started), model_latency_ms=result.latency_ms)
-                self._record(context, prompt, calls, result=result)
+                row = self._record(context, prompt, calls, result=result, store=False)
+                if not self._start_shadow(prompt, row, context):
+                    self.store.request_log.add(row)
                 return result
             error = AllModelsFailedError(failures)
             self._record(context, prompt, calls, error=str(error), latency_ms=_ms_since(started))
@@ -143,20 +184,90 @@ class BankingLLMPipeline:
                 f"the message is {len(text)} characters long; the limit is {self.options.max_prompt_chars}")
         return text
 
-    async def _call(self, name: str, prompt: str) -> GenerationResult:
-        """One model call. Model faults (transport, timeout, 5xx, cannot load) count against its breaker;
-        an answer rejected for this one prompt (a safety block, malformed output) does not."""
+    async def _escalate(self, first: GenerationResult, prompt: str, calls: list[ModelCall],
+                        context: RequestContext) -> GenerationResult:
+        """Ask the escalation model when `first` is unsure (calibrated confidence below the threshold); its
+        answer is shown. If it fails, times out or is over its budget, `first` stands. Out-of-scope answers are
+        escalated only when the policy says so."""
+        rule = self.policy.escalation
+        if rule is None or first.confidence >= rule.threshold:
+            return first
+        target = self.factory.resolve(rule.model)
+        if target == first.model or (first.intent == OUT_OF_SCOPE and not rule.out_of_scope):
+            return first
+        started = time.perf_counter()
+        try:
+            result = await self._call(target, prompt, rule.model)
+        except Exception as exc:  # noqa: BLE001 - the first answer stands
+            calls.append(failed_call(target, exc, _ms_since(started), ESCALATION, escalated_from=first.model))
+            log.warning("escalation to %s failed for request %s: %s", target, context.request_id, _reason(exc))
+            return first
+        calls.append(ok_call(target, result, _ms_since(started), ESCALATION, escalated_from=first.model))
+        return replace(result, extra=result.extra | {"arm": "escalation", "escalated_from": first.model,
+                                                     "first_confidence": first.confidence})
+
+    def _start_shadow(self, prompt: str, row: dict[str, Any], context: RequestContext) -> bool:
+        """Also send the request to the shadow model, in the background (a sampled share of requests): its
+        answer is never shown and never waited for; the request row is stored once the shadow call is done,
+        with the shadow call among its calls. False when no shadow call is made (the caller stores the row)."""
+        rule = self.policy.shadow
+        if rule is None or not in_share(self.options.user_hash_salt, "shadow", context.request_id, rule.percent):
+            return False
+        name = self.factory.resolve(rule.model)
+        if name == row["model"] or self.budgets.exhausted(name) or self._open_circuit(name):
+            return False
+        task = asyncio.create_task(self._shadow(name, rule.model, prompt, row), name=f"shadow-{name}")
+        self.shadow_tasks.add(task)
+        task.add_done_callback(self.shadow_tasks.discard)
+        return True
+
+    async def _shadow(self, name: str, version: str, prompt: str, row: dict[str, Any]) -> None:
+        started = time.perf_counter()
+        try:
+            with background_work():  # live requests go first where the model queues
+                result = await self._call(name, prompt, version)
+        except BaseException as exc:  # noqa: BLE001 - cancelled at shutdown included: the row is still stored
+            call = failed_call(name, exc, _ms_since(started), SHADOW)
+            if not isinstance(exc, Exception):
+                raise
+        else:
+            call = ok_call(name, result, _ms_since(started), SHADOW)
+            self.live.record_shadow(name, result.intent == row.get("intent"), call.latency_ms, result.cost_usd)
+        finally:
+            row["calls"] = [*row["calls"], call.to_row()]
+            self.store.request_log.add(row)
+
+    async def drain_shadows(self, timeout_s: float) -> None:
+        """Wait up to `timeout_s` for shadow calls in flight, then cancel the rest (their rows are stored)."""
+        if not self.shadow_tasks:
+            return
+        tasks = list(self.shadow_tasks)
+        _, pending = await asyncio.wait(tasks, timeout=timeout_s)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+
+    async def _call(self, name: str, prompt: str, version: str | None = None) -> GenerationResult:
+        """One model call (`version`: a version string to ask for, else the model's own). Model faults
+        (transport, timeout, 5xx, cannot load) count against its breaker; an answer rejected for this one
+        prompt (a safety block, malformed output) does not, nor does a spent budget. A paid model's call
+        reserves its estimated cost of the day's budget first. The confidence comes back calibrated."""
         breaker = self.breaker(name)
         if not breaker.allows_call():
             raise CircuitOpenError(f"circuit open after {breaker.consecutive_failures} failures; "
                                    f"retry in {breaker.retry_in_s():.0f}s")
+        reserved: float | None = None
         try:
             load_timeout = self.options.timeouts.get(name, self.options.timeout_s)
             try:  # a model still loading (vLLM: minutes) holds a request up to the timeout; the load goes on
                 async with asyncio.timeout(load_timeout):
-                    adapter = await self.factory.get(self.switcher.version_of(name))
+                    adapter = await self.factory.get(version or self.switcher.version_of(name))
             except TimeoutError:
                 raise ModelTimeoutError(f"still loading after {load_timeout:g}s") from None
+            if adapter.estimated_call_cost_usd is not None:
+                reserved = await self.budgets.reserve(name, adapter.estimated_call_cost_usd)
+                if reserved is None:
+                    raise BudgetExhaustedError(self.budgets.exhausted(name) or "daily budget spent")
             timeout = self._timeout(name, adapter)
             try:
                 async with asyncio.timeout(timeout):  # no extra task per call, unlike wait_for on 3.11
@@ -164,13 +275,17 @@ class BankingLLMPipeline:
             except TimeoutError:
                 raise ModelTimeoutError(f"timed out after {timeout:g}s") from None
         except Exception as exc:
+            if reserved is not None:
+                await self.budgets.settle(name, reserved, 0.0)
             if getattr(exc, "model_fault", True):
                 breaker.record_failure()
             else:
                 breaker.record_neutral()
             raise
+        if reserved is not None:
+            await self.budgets.settle(name, reserved, result.cost_usd)
         breaker.record_success()
-        return result
+        return self.calibrations.apply(result)
 
     def _timeout(self, name: str, adapter: ModelAdapter) -> float:
         if name in self.options.timeouts:
@@ -179,7 +294,7 @@ class BankingLLMPipeline:
 
     def _record(self, context: RequestContext, prompt: str, calls: list[ModelCall], *,
                 result: GenerationResult | None = None, error: str | None = None,
-                latency_ms: float | None = None) -> None:
+                latency_ms: float | None = None, store: bool = True) -> dict[str, Any]:
         """One request row (latency_ms: what the user waited; model_latency_ms: the answering model's own time)
         with one record per model call, for the request log and every listener."""
         row: dict[str, Any] = {
@@ -196,12 +311,14 @@ class BankingLLMPipeline:
         else:
             row.update(model=self.active_model, latency_ms=latency_ms)
         self.live.record(calls, result)
-        self.store.request_log.add(row)
+        if store:
+            self.store.request_log.add(row)
         for listener in self.request_listeners:
             try:
                 listener(row)
             except Exception:  # noqa: BLE001 - an observer must never fail a request
                 log.exception("request listener failed")
+        return row
 
     def _hash_user(self, user_id: str | None) -> str | None:
         if not user_id:
@@ -244,6 +361,7 @@ class BankingLLMPipeline:
                 | self.live.snapshot(name) for name in names}
 
     async def aclose(self) -> None:
+        await self.drain_shadows(0)
         await self.switcher.aclose()
         if self.benchmark_task and not self.benchmark_task.done():
             self.benchmark_task.cancel()

@@ -1,4 +1,5 @@
-"""Which model is active: kept in the database so every replica follows a switch, with an audit trail."""
+"""Which model is active, and the routing policy (canary, shadow, escalation): kept in the database so every
+replica follows a change, with an audit trail."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from llm.adapters.base import HealthStatus
 from llm.errors import UnknownModelError
+from llm.routing.policy import POLICY_KEY, Canary, RoutingPolicy
 
 if TYPE_CHECKING:
     from llm.factory import ModelFactory
@@ -42,6 +44,7 @@ class ModelSwitcher:
         self.active, self.active_version = self._parse(default_model)  # name, and version string or None
         self.poll_s = poll_s
         self._poller: asyncio.Task | None = None
+        self.policy = RoutingPolicy()  # canary, shadow, escalation: read with the active model
 
     async def start(self, *, apply_configured: bool = True) -> None:
         """Follow the database's active model.
@@ -60,6 +63,7 @@ class ModelSwitcher:
                                                reason=f"LLM_MODEL_VERSION is now {self.configured}")
         elif stored is not None:
             self._adopt(stored)
+        await self._read_policy()
         if self._poller is None and self.poll_s > 0:
             self._poller = asyncio.create_task(self._follow(), name="active-model-poller")
 
@@ -67,7 +71,18 @@ class ModelSwitcher:
         stored = await self.store.get_setting(ACTIVE_MODEL_KEY)
         if stored:
             self._adopt(stored)
+        await self._read_policy()
         return self.active
+
+    async def _read_policy(self) -> None:
+        try:
+            policy = RoutingPolicy.from_json(await self.store.get_setting(POLICY_KEY))
+        except ValueError as exc:
+            log.error("ignoring the routing policy in the database: %s", exc)
+            return
+        if policy != self.policy:
+            log.info("routing policy is now: %s", "; ".join(policy.describe()))
+            self.policy = policy
 
     def _parse(self, value: str) -> tuple[str, str | None]:
         """`gemini_2.5_pro_v1.0.0` -> ("gemini", "gemini_2.5_pro_v1.0.0"); `gemini` or a model's default version
@@ -116,6 +131,37 @@ class ModelSwitcher:
         await self.store.put_setting(ACTIVE_MODEL_KEY, wanted)
         self.active, self.active_version = name, version
         return await self._audit(SwitchOutcome(True, previous, name, version=version), by)
+
+    async def set_policy(self, policy: RoutingPolicy, *, by: str, what: str) -> SwitchOutcome:
+        """Store `policy` for every replica after checking the models it names (and the health of a new canary
+        or shadow); audited like a switch, `what` saying what changed (e.g. "canary qlora 10%")."""
+        active = self.version_of(self.active)
+        try:
+            policy.check()
+            for part in (policy.canary, policy.shadow, policy.escalation):
+                if part is not None:
+                    await self.factory.check_version(part.model)
+        except (UnknownModelError, ValueError) as exc:
+            return await self._audit(SwitchOutcome(False, active, what, str(exc)), by)
+        for part, before in ((policy.canary, self.policy.canary), (policy.shadow, self.policy.shadow)):
+            if part is not None and (before is None or before.model != part.model):
+                health = await self.health_of(part.model)
+                if not health.healthy:
+                    return await self._audit(
+                        SwitchOutcome(False, active, what, f"{part.model} is unhealthy: {health.reason}"), by)
+        await self.store.put_setting(POLICY_KEY, policy.to_json())
+        self.policy = policy
+        return await self._audit(SwitchOutcome(True, active, what), by)
+
+    async def canary(self, target: str, percent: float, *, by: str) -> SwitchOutcome:
+        """`target` for `percent` of users (sticky); 100 promotes it (a switch) and ends the canary."""
+        if percent >= 100:
+            outcome = await self.switch(target, by=by)
+            if outcome.ok and self.policy.canary is not None:
+                await self.set_policy(self.policy.with_(canary=None), by=by, what="canary off (promoted)")
+            return outcome
+        return await self.set_policy(self.policy.with_(canary=Canary(target.strip().lower(), percent)), by=by,
+                                     what=f"canary {target.strip()} {percent:g}%")
 
     async def _audit(self, outcome: SwitchOutcome, by: str) -> SwitchOutcome:
         await self.store.record_switch(from_model=outcome.previous, to_model=outcome.served, by=by,

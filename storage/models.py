@@ -109,10 +109,14 @@ class ModelCallRecord(Base):
     seq: Mapped[int] = mapped_column(Integer)  # 0 for the first call of the request
     model: Mapped[str] = mapped_column(String)
     model_version: Mapped[str | None] = mapped_column(String)
-    role: Mapped[str] = mapped_column(String)  # primary | fallback
-    outcome: Mapped[str] = mapped_column(String)  # ok | error | timeout | skipped (open circuit)
+    role: Mapped[str] = mapped_column(String)  # primary | fallback | canary | escalation | shadow
+    outcome: Mapped[str] = mapped_column(String)  # ok | error | timeout | skipped (open circuit, spent budget)
     error_kind: Mapped[str | None] = mapped_column(String)
     latency_ms: Mapped[float] = mapped_column(Float)
+    intent: Mapped[str | None] = mapped_column(String)  # what this call understood (shadow agreement)
+    confidence: Mapped[float | None] = mapped_column(Float)  # calibrated
+    cost_usd: Mapped[float | None] = mapped_column(Float)  # None where the model has no price
+    escalated_from: Mapped[str | None] = mapped_column(String)  # an escalation: the model that was unsure
 
 
 class BenchmarkRun(Base):
@@ -228,3 +232,13 @@ class RateLimitCounter(Base):
     window_start: Mapped[int] = mapped_column(BigInteger, primary_key=True)  # Unix seconds, a multiple of window_s
     window_end: Mapped[int] = mapped_column(BigInteger, index=True)  # Unix seconds; pruned once past
     count: Mapped[int] = mapped_column(Integer)
+
+class ModelSpend(Base):
+    """What one paid model cost on one UTC day, summed over every replica (MODEL_BUDGET_USD_PER_DAY)."""
+
+    __tablename__ = "model_spend"
+
+    model: Mapped[str] = mapped_column(String, primary_key=True)
+    day: Mapped[str] = mapped_column(String, primary_key=True)  # YYYY-MM-DD, UTC
+    usd: Mapped[float] = mapped_column(Float, default=0.0)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

@@ -27,7 +27,8 @@ log = logging.getLogger(__name__)
 _TABLE = RequestRecord.__table__
 _CALLS = ModelCallRecord.__table__
 _CALL_KEYS = {"model": str, "outcome": str, "latency_ms": (int, float), "role": str, "error_kind": str,
-              "model_version": str}
+              "model_version": str, "intent": str, "confidence": (int, float), "cost_usd": (int, float),
+              "escalated_from": str}
 _REQUIRED = {"request_id": str, "source": str, "model": str, "latency_ms": (int, float)}
 _OPTIONAL = {
     "created_at": datetime, "user_hash": str, "model_version": str, "device": str, "prompt_tokens": int,

@@ -23,6 +23,7 @@ from llm.adapters.base import OUT_OF_SCOPE, GenerationResult, ModelAdapter
 from llm.config import LLMSettings
 from llm.custom.answer_cache import AnswerCache, CachedAnswer
 from llm.custom.batcher import MicroBatcher
+from llm.custom.calibration import load_calibration
 from llm.custom.checkpoint import TRAIN_HINT, checkpoint_exists
 from llm.custom.predictor import Intent, Predictor
 from llm.errors import ModelUnavailableError
@@ -103,6 +104,9 @@ class CustomTransformerAdapter(ModelAdapter):
     def _load_model(self) -> tuple[Predictor, KnowledgeBase, AnswerCache | None]:
         torch.set_num_threads(self.torch_threads)
         predictor, kb = Predictor.load(self.checkpoint_dir), load_knowledge_base()
+        calibration = load_calibration(self.checkpoint_dir)  # temperature + threshold fitted on validation
+        if calibration is not None:
+            predictor.temperature, predictor.meta.oos_threshold = calibration.temperature, calibration.oos_threshold
         cache = None
         if predictor.answers_follow_intent:
             cache = AnswerCache(predictor, kb)

@@ -110,6 +110,7 @@ class Predictor:
         self.labels = tuple(meta.labels)
         self.trie = LabelTrie([[i] for i in tokenizer.label_ids])
         self.label_ids = torch.tensor(tokenizer.label_ids)
+        self.temperature = 1.0  # of the intent softmax; llm.custom.calibration fits it on validation
         self.max_label_tokens = 1
         self.label_position = label_position(meta.max_question_tokens)
         config = model.config
@@ -136,6 +137,8 @@ class Predictor:
         if self.ngrams is not None and float(self.ngrams.mix):  # the label logits at <sep>: transformer + n-grams
             wide = self.ngrams.logits([normalize_question(t) for t in texts])
             dec.logits[:, self.label_ids] = mixed_logits(dec.logits[:, self.label_ids], wide, self.ngrams.mix)
+        if self.temperature != 1.0:
+            dec.logits[:, self.label_ids] /= self.temperature
         prefixes: list[list[int]] = [[] for _ in range(B)]
         confidence = torch.ones(B)
         while True:

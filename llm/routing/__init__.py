@@ -1,0 +1,1 @@
+"""Routing by what each question needs: calibrated confidence, escalation, canary, shadow, spend limits."""
