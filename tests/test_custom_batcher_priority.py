@@ -98,3 +98,23 @@ async def test_a_cancelled_background_caller_is_dropped():
     finally:
         script.release.set()
         batcher.close()
+
+
+async def test_each_caller_learns_how_long_it_waited_for_its_batch():
+    """A request queued behind a running batch reports that wait apart (the benchmark subtracts it)."""
+    script = Scripted(asyncio.get_running_loop())
+    batcher = MicroBatcher(script, max_batch=4, window_ms=0)
+    try:
+        first = asyncio.create_task(batcher.submit_timed("hold"))
+        await asyncio.wait_for(script.holding, DEADLINE_S)
+        waiting_since = asyncio.get_running_loop().time()
+        second = asyncio.create_task(batcher.submit_timed("behind"))
+        await queued(batcher, 1)
+        script.release.set()
+        (out1, queue1), (out2, queue2) = await first, await second
+        waited_ms = (asyncio.get_running_loop().time() - waiting_since) * 1000
+        assert (out1, out2) == ("HOLD", "BEHIND")
+        assert 0 <= queue1 < queue2 <= waited_ms + 1  # the second waited for the first batch, no longer
+    finally:
+        script.release.set()
+        batcher.close()

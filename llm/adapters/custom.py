@@ -137,7 +137,7 @@ class CustomTransformerAdapter(ModelAdapter):
         started = time.perf_counter()
         await self.load()
         assert self._batcher is not None and self.predictor is not None and self.kb is not None
-        served = await self._batcher.submit(without_personal_data(prompt))
+        served, queue_ms = await self._batcher.submit_timed(without_personal_data(prompt))
         intent, answer = served.intent, served.answer
         divergence = False
         if answer is None:
@@ -168,6 +168,7 @@ class CustomTransformerAdapter(ModelAdapter):
                 "answer_cached": served.from_cache,
                 "intent_ms": round(served.intent_ms, 3),
                 "batch_size": served.batch_size,
+                "queue_ms": round(queue_ms, 3),  # waiting for its batch (behind live traffic, for a benchmark)
                 "predicted_intent": intent.label,  # the best label even when below the threshold
                 "oos_threshold": self.predictor.meta.oos_threshold,
             },

@@ -9,6 +9,7 @@ when no live request waits.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -25,7 +26,7 @@ class MicroBatcher(Generic[In, Out]):
         self.fn = fn  # runs a whole batch; returns one output per input, in order
         self.max_batch = max_batch
         self.window_s = window_ms / 1000
-        self._live: deque[tuple[In, asyncio.Future]] = deque()
+        self._live: deque[tuple[In, asyncio.Future]] = deque()  # futures resolve to (output, queue_ms)
         self._background: deque[tuple[In, asyncio.Future]] = deque()
         self._worker: asyncio.Task | None = None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="custom-model")
@@ -40,8 +41,13 @@ class MicroBatcher(Generic[In, Out]):
 
     async def submit(self, item: In) -> Out:
         """The output for `item`; queued behind live requests when called inside background_work()."""
+        return (await self.submit_timed(item))[0]
+
+    async def submit_timed(self, item: In) -> tuple[Out, float]:
+        """The output for `item`, and how long it waited for its batch to start (ms)."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future = loop.create_future()
+        future.submitted_at = time.perf_counter()  # type: ignore[attr-defined]
         (self._background if is_background() else self._live).append((item, future))
         if self._worker is None or self._worker.done():
             self._worker = loop.create_task(self._drain())
@@ -60,6 +66,7 @@ class MicroBatcher(Generic[In, Out]):
             batch, background = self._next_batch()
             if not batch:
                 continue
+            started = time.perf_counter()
             try:
                 outputs = await loop.run_in_executor(self._executor, self.fn, [item for item, _ in batch])
             except Exception as exc:  # noqa: BLE001 - every caller of the batch gets the error
@@ -72,7 +79,7 @@ class MicroBatcher(Generic[In, Out]):
             self.background_items += background
             for (_, fut), out in zip(batch, outputs, strict=True):
                 if not fut.done():
-                    fut.set_result(out)
+                    fut.set_result((out, (started - fut.submitted_at) * 1000))
 
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
