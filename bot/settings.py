@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from pydantic import ValidationError
+from pydantic import Field, ValidationError
 
 from llm.config import LLMSettings
 
@@ -32,6 +32,15 @@ class Settings(LLMSettings):
     teams_allowed_tenants: str = ""  # comma-separated tenant ids; when set, other tenants get no answer
     teams_admin_conversation: str | None = None  # Teams conversation id receiving the llm-switch audit lines
 
+    # Dialogue: clarifying questions, hand-off to a person (bot/conversation/clarify.py, handoff.py)
+    clarify_margin: float = Field(0.15, ge=0, le=1)  # ask "Do you mean ...?" when the top two are this close
+    urgent_intents: str = ("lost_or_stolen_card,compromised_card,card_swallowed,cash_withdrawal_not_recognised,"
+                           "card_payment_not_recognised,transfer_not_received_by_recipient")  # answered + a person
+    handoff_channel: str | None = None  # Slack channel id receiving hand-off cases
+    teams_handoff_conversation: str | None = None  # Teams conversation id receiving hand-off cases
+    handoff_expected_minutes: int = Field(30, ge=1)  # what the customer is told to expect
+    handoff_silence_hours: float = Field(24.0, gt=0)  # the bot stays silent in a taken case's conversation
+
     # Rate limits (shared by every replica through the database)
     rate_limit_user_per_min: int = 20  # Slack messages per user per minute; 0 disables
     rate_limit_api_per_min: int = 600  # REST API requests per client per minute; 0 disables
@@ -56,6 +65,10 @@ class Settings(LLMSettings):
     @property
     def teams_tenants(self) -> frozenset[str]:
         return _csv(self.teams_allowed_tenants)
+
+    @property
+    def urgent(self) -> frozenset[str]:
+        return _csv(self.urgent_intents)
 
     @property
     def teams_hosts(self) -> tuple[str, ...]:

@@ -1,5 +1,6 @@
 """ORM models: the request log and its model calls, benchmark runs, the model-switch audit trail, settings,
-delivery claims (durable: the work they stand for).
+delivery claims (durable: the work they stand for), and the dialogue: turns, clarifications (labelled examples),
+hand-off cases, feedback.
 
 Every timestamp is timezone-aware UTC on the way in and on the way out, on PostgreSQL and on SQLite
 (which stores naive text, so ``UTCDateTime`` converts at the boundary).
@@ -232,6 +233,91 @@ class RateLimitCounter(Base):
     window_start: Mapped[int] = mapped_column(BigInteger, primary_key=True)  # Unix seconds, a multiple of window_s
     window_end: Mapped[int] = mapped_column(BigInteger, index=True)  # Unix seconds; pruned once past
     count: Mapped[int] = mapped_column(Integer)
+
+
+class DialogueTurn(Base):
+    """One question in a conversation and what the bot did with it: answered, asked which intent was meant
+    (clarify), or handed the conversation to a person. The question is stored redacted."""
+
+    __tablename__ = "dialogue_turns"
+    __table_args__ = (Index("ix_dialogue_turns_conversation_id", "conversation", "id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    request_id: Mapped[str | None] = mapped_column(String, index=True)  # the pipeline request; None: no model ran
+    source: Mapped[str] = mapped_column(String)  # slack | teams
+    conversation: Mapped[str] = mapped_column(String)  # the front end's thread / conversation key
+    user_hash: Mapped[str | None] = mapped_column(String)
+    question: Mapped[str] = mapped_column(Text)  # redacted
+    kind: Mapped[str] = mapped_column(String)  # answer | clarify | handoff
+    low: Mapped[bool] = mapped_column(Boolean, default=False)  # below the out-of-scope threshold
+    model: Mapped[str | None] = mapped_column(String)
+    intent: Mapped[str | None] = mapped_column(String)
+    confidence: Mapped[float | None] = mapped_column(Float)
+    arm: Mapped[str | None] = mapped_column(String)  # the routing arm, when a router chose the model
+
+
+class Clarification(Base):
+    """A "Do you mean ...?" question; once the customer picks, a labelled example (`bankbot export-labels`)."""
+
+    __tablename__ = "clarifications"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    turn_id: Mapped[int] = mapped_column(ForeignKey("dialogue_turns.id", ondelete="CASCADE"), index=True)
+    question: Mapped[str] = mapped_column(Text)  # redacted
+    offered: Mapped[str] = mapped_column(String)  # "intent_a,intent_b"
+    confidences: Mapped[str] = mapped_column(String)  # "0.41,0.37"
+    model: Mapped[str | None] = mapped_column(String)
+    chosen: Mapped[str | None] = mapped_column(String)  # an offered intent, or "something_else"; None: no click
+    chosen_at: Mapped[datetime | None]
+    chosen_by: Mapped[str | None] = mapped_column(String)  # hashed user id
+
+
+class HandoffCase(Base):
+    """A conversation handed to a person, with its audit trail: opened, taken by, resolved."""
+
+    __tablename__ = "handoff_cases"
+    __table_args__ = (Index("ix_handoff_cases_conversation_status", "conversation", "status"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    opened_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    turn_id: Mapped[int | None] = mapped_column(ForeignKey("dialogue_turns.id", ondelete="SET NULL"))
+    source: Mapped[str] = mapped_column(String)
+    conversation: Mapped[str] = mapped_column(String)
+    link: Mapped[str | None] = mapped_column(Text)  # to the customer's conversation
+    question: Mapped[str] = mapped_column(Text)  # redacted
+    model: Mapped[str | None] = mapped_column(String)
+    intent: Mapped[str | None] = mapped_column(String)
+    reason: Mapped[str] = mapped_column(String)  # asked | urgent | repeated_failure | something_else
+    status: Mapped[str] = mapped_column(String, default="open")  # open | taken | resolved | undelivered
+    post_ref: Mapped[str | None] = mapped_column(String)  # where the case message is (channel:ts, activity id)
+    taken_by: Mapped[str | None] = mapped_column(String)  # the agent's front-end id
+    taken_at: Mapped[datetime | None]
+    resolved_by: Mapped[str | None] = mapped_column(String)
+    resolved_at: Mapped[datetime | None]
+
+
+class Feedback(Base):
+    """A thumbs-up or -down on one answer, one row per person and answer (a second click changes it)."""
+
+    __tablename__ = "feedback"
+    __table_args__ = (UniqueConstraint("request_id", "user_hash"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    request_id: Mapped[str] = mapped_column(String)  # the answer's request record
+    user_hash: Mapped[str] = mapped_column(String)
+    positive: Mapped[bool] = mapped_column(Boolean)
+    reason: Mapped[str | None] = mapped_column(String)  # wrong_topic | not_helpful | wanted_person
+    source: Mapped[str] = mapped_column(String)
+    conversation: Mapped[str | None] = mapped_column(String)
+    model: Mapped[str | None] = mapped_column(String)  # copied from the request record
+    intent: Mapped[str | None] = mapped_column(String)
+    confidence: Mapped[float | None] = mapped_column(Float)
+    arm: Mapped[str | None] = mapped_column(String)
+
 
 class ModelSpend(Base):
     """What one paid model cost on one UTC day, summed over every replica (MODEL_BUDGET_USD_PER_DAY)."""

@@ -56,7 +56,7 @@ async def test_show_model_footer_off_leaves_only_the_answer():
     async with slack_harness(show_model_footer=False) as h:
         await h.post_event(message("Where is my card?"))
         [post] = await h.fake.wait_for(lambda f: f.posts())
-        assert [b["type"] for b in post["blocks"]] == ["section"]
+        assert [b["type"] for b in post["blocks"]] == ["section", "context_actions"]  # the answer, its feedback
 
 
 async def test_a_long_answer_is_streamed_where_slack_allows_it():
@@ -85,7 +85,7 @@ async def test_where_streaming_is_refused_a_long_answer_is_split_never_cut():
         assert all(p["thread_ts"] == event["ts"] and len(p["text"]) <= SECTION_LIMIT for p in posts)
         joined = " ".join(p["text"] for p in posts)
         assert joined == answer.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-        assert [b["type"] for b in posts[-1]["blocks"]] == ["section", "context"]
+        assert [b["type"] for b in posts[-1]["blocks"]] == ["section", "context_actions", "context"]
         assert all(len(p["blocks"]) == 1 for p in posts[:-1])
 
 

@@ -20,8 +20,9 @@ async def test_a_mention_in_a_channel_gets_a_threaded_reply_with_a_footer():
         [post] = await h.fake.wait_for(lambda f: f.posts())
         assert (post["channel"], post["thread_ts"]) == ("C0042", event["ts"])
         assert post["text"] == "Your card is on its way."
-        section, footer = post["blocks"]
+        section, feedback, footer = post["blocks"]
         assert section["text"]["text"] == "Your card is on its way."
+        assert feedback["type"] == "context_actions"
         assert footer["type"] == "context"
         assert footer["elements"][0]["text"].startswith("custom_0.0.0 · ")
         assert "93% confidence" in footer["elements"][0]["text"]

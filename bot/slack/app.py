@@ -14,6 +14,7 @@ from bot.settings import Settings
 from bot.slack.context import SERVICES_KEY, BotServices
 from bot.slack.listeners import (
     bench_command,
+    dialogue_actions,
     direct_messages,
     mentions,
     other_messages,
@@ -24,7 +25,8 @@ from bot.slack.listeners import (
 log = logging.getLogger(__name__)
 
 # Order matters: bolt runs the first listener that matches, so the catch-all for messages goes last.
-LISTENERS = (mentions, direct_messages, thread_followups, other_messages, switch_command, bench_command)
+LISTENERS = (mentions, direct_messages, thread_followups, other_messages, switch_command, bench_command,
+             dialogue_actions)
 
 
 def build_web_client(settings: Settings) -> AsyncWebClient:
