@@ -1,4 +1,5 @@
-"""The `bankbot` command line: serve, ask, eval, bench, switch, db upgrade, train, teams-package."""
+"""The `bankbot` command line: serve, ask, eval, bench, calibrate, route, compare, switch, db upgrade, train,
+teams-package, export-labels."""
 
 from __future__ import annotations
 
@@ -18,6 +19,8 @@ from bot.cli_commands import (
     cmd_train_encoder,
     cmd_train_qlora,
 )
+from bot.labels import add_parser as add_export_labels
+from bot.routing_commands import cmd_calibrate, cmd_compare, cmd_route_set, cmd_route_show
 from bot.settings import load_settings
 
 
@@ -47,8 +50,12 @@ def _parser() -> argparse.ArgumentParser:
     ask.add_argument("--json", action="store_true")
     ask.set_defaults(handler=cmd_ask)
 
-    ev = sub.add_parser("eval", help="accuracy, macro-F1 and latency of one model on a labelled CSV")
-    ev.add_argument("--model", required=True)
+    ev = sub.add_parser("eval", help="accuracy, macro-F1, latency and calibration of one model (or a whole routing "
+                                     "policy, --route) on a labelled CSV")
+    ev.add_argument("--model", help="the model (required without --route; with it: the serving model)")
+    ev.add_argument("--route", action="store_true", help="evaluate the routing policy: escalation included")
+    ev.add_argument("--policy", default="current", help="with --route: a policy JSON file, or 'current' "
+                                                        "(the database's)")
     ev.add_argument("--data", help="CSV with text,category columns (default: Banking77's test split)")
     ev.add_argument("--sample", type=int, help="a stratified sample of N rows")
     ev.add_argument("--concurrency", type=int, default=16)
@@ -61,6 +68,33 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--json", action="store_true")
     bench.set_defaults(handler=cmd_bench)
 
+    calibrate = sub.add_parser("calibrate", help="fit a model's confidence calibration on held-out data; with "
+                                                 "--escalate-to, choose the escalation threshold")
+    calibrate.add_argument("--model", required=True)
+    calibrate.add_argument("--escalate-to", help="the escalation model")
+    target = calibrate.add_mutually_exclusive_group()
+    target.add_argument("--target-escalation", type=float, help="share of questions to escalate, e.g. 0.2")
+    target.add_argument("--target-accuracy", type=float, help="route accuracy to reach, e.g. 0.97")
+    calibrate.add_argument("--data", help="labelled CSV (default: the validation slice of train.csv, never test)")
+    calibrate.add_argument("--sample", type=int, help="a stratified sample of N rows")
+    calibrate.add_argument("--save", action="store_true", help="store the threshold as the escalation policy")
+    calibrate.set_defaults(handler=cmd_calibrate)
+
+    route = sub.add_parser("route", help="show or change the routing policy (canary, shadow, escalation)")
+    route_sub = route.add_subparsers(dest="route_command", required=True)
+    route_sub.add_parser("show", help="the whole policy and today's spend").set_defaults(handler=cmd_route_show)
+    route_set = route_sub.add_parser("set", help="change one part: canary MODEL PERCENT | canary off | "
+                                                 "shadow MODEL [PERCENT] | shadow off | escalation MODEL THRESHOLD "
+                                                 "[--out-of-scope] | escalation off | file PATH")
+    route_set.add_argument("words", nargs="+")
+    route_set.add_argument("--out-of-scope", action="store_true", help="escalation: out-of-scope answers too")
+    route_set.set_defaults(handler=cmd_route_set)
+
+    compare = sub.add_parser("compare", help="each routing arm's figures with 95% intervals")
+    compare.add_argument("--since", default="24h", help="window: 30m, 24h, 7d (default 24h)")
+    compare.add_argument("--json", action="store_true")
+    compare.set_defaults(handler=cmd_compare)
+
     switch = sub.add_parser("switch", help="switch the active model for every replica")
     switch.add_argument("model")
     switch.set_defaults(handler=cmd_switch)
@@ -71,6 +105,8 @@ def _parser() -> argparse.ArgumentParser:
     teams.add_argument("--domain", default="bankbot.example.com", help="the bot's public host name")
     teams.add_argument("--out", default="bankbot-teams.zip", help="the zip to write")
     teams.set_defaults(handler=cmd_teams_package)
+
+    add_export_labels(sub)
 
     db = sub.add_parser("db", help="database maintenance")
     db_sub = db.add_subparsers(dest="db_command", required=True)

@@ -70,7 +70,14 @@ def cmd_eval(args, settings: Settings) -> int:
     from llm.benchmark import stratified_sample
     from llm.evaluation import evaluate
     from llm.factory import ModelFactory
+    from llm.routing.confidence_map import Calibrations
 
+    if args.route:
+        from bot.routing_commands import cmd_eval_route
+        return cmd_eval_route(args, settings)
+    if not args.model:
+        print("bankbot: eval needs --model (or --route)", file=sys.stderr)
+        return 2
     examples = banking77.read_csv(args.data) if args.data else banking77.load_split("test")
     examples = stratified_sample(examples, args.sample, seed=0)
 
@@ -79,7 +86,8 @@ def cmd_eval(args, settings: Settings) -> int:
         try:
             adapter = await factory.get(args.model)
             with tqdm(total=len(examples), desc=f"eval {adapter.name}", unit="q", file=sys.stderr) as bar:
-                return await evaluate(adapter, examples, concurrency=args.concurrency, progress=bar.update)
+                return await evaluate(adapter, examples, concurrency=args.concurrency, progress=bar.update,
+                                      calibrate=Calibrations(settings.model_dir).apply)
         finally:
             await factory.aclose()
 

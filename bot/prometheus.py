@@ -5,6 +5,8 @@ Per request (a pipeline request listener): requests by model and outcome, the la
 with its latency, the confidence of answers, tokens by model and kind, fallbacks. Read at scrape time:
 circuit-breaker state, the active model, each model's last known health, device utilization, the custom
 model's answer-cache hit rate, the latest benchmark's accuracy and latency, and the request log's backlog.
+Routing: escalations (from, to, outcome), shadow calls by agreement with the answer shown, and each paid model's
+spend today (every replica's, from the database) beside its budget.
 """
 
 from __future__ import annotations
@@ -123,6 +125,11 @@ class PrometheusMetrics:
             return
         if runs:
             self.latest_benchmark = runs[0]
+        try:
+            async with asyncio.timeout(DEVICE_READ_TIMEOUT_S):
+                await self.runtime.pipeline.budgets.refresh()
+        except Exception as exc:  # noqa: BLE001
+            log.warning("metrics: could not read today's spend: %s", exc)
 
     async def _refresh_devices(self) -> None:
         figures: dict[str, float] = {}
@@ -174,6 +181,7 @@ class _StateCollector:
             yield healthy
 
         yield from self._model_gauges()
+        yield from _routing_metrics(pipeline)
         yield from _benchmark_gauges(self.metrics.latest_benchmark)
 
         request_log = self.metrics.runtime.db.request_log
@@ -227,3 +235,23 @@ def _benchmark_gauges(run: dict[str, Any] | None) -> Iterator[Metric]:
         if when is not None:
             finished.add_metric([], when.timestamp())
     yield from (accuracy, latency, finished)
+
+
+def _routing_metrics(pipeline: Any) -> Iterator[Metric]:
+    escalations = CounterMetricFamily("bankbot_escalations", "Escalations of unsure answers by the model that was "
+                                      "unsure, the escalation model and its outcome", labels=["from", "to", "outcome"])
+    for (first, to, outcome), count in pipeline.live.escalations.items():
+        escalations.add_metric([first, to, outcome], count)
+    shadow = CounterMetricFamily("bankbot_shadow_calls", "Shadow calls that answered, by model and whether their "
+                                 "intent agreed with the answer shown", labels=["model", "agreement"])
+    for (model, agreed), count in pipeline.live.shadow_calls.items():
+        shadow.add_metric([model, "agree" if agreed else "disagree"], count)
+    spend = GaugeMetricFamily("bankbot_model_spend_usd", "What each paid model has cost today (UTC), every "
+                              "replica's calls, as this replica last read it", labels=["model"])
+    budget = GaugeMetricFamily("bankbot_model_budget_usd", "Each paid model's daily budget (MODEL_BUDGET_USD_PER_DAY)",
+                               labels=["model"])
+    for model, figures in pipeline.budgets.snapshot().items():
+        spend.add_metric([model], figures["spent_usd"])
+        if figures["limit_usd"] is not None:
+            budget.add_metric([model], figures["limit_usd"])
+    yield from (escalations, shadow, spend, budget)

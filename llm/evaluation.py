@@ -1,4 +1,5 @@
-"""Ask one model a labelled set of questions: accuracy, macro-F1, latency and throughput."""
+"""Ask one model a labelled set of questions: accuracy, macro-F1, latency, throughput, and how far its
+confidence can be trusted (ECE, risk-coverage, AURC: llm/routing/reliability.py)."""
 
 from __future__ import annotations
 
@@ -10,10 +11,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from llm.priority import background_work
+from llm.routing.reliability import reliability_figures
 from llm.stats import percentile
 
 if TYPE_CHECKING:
-    from llm.adapters.base import ModelAdapter
+    from llm.adapters.base import GenerationResult, ModelAdapter
     from llm.banking77 import Example
     from llm.budget import SpendGuard
 
@@ -35,6 +37,8 @@ class EvalReport:
     cost_usd: float = 0.0
     wall_s: float = 0.0
     pairs: list[tuple[str, str | None]] = field(default_factory=list, repr=False)  # (gold, predicted)
+    confidences: list[float] = field(default_factory=list, repr=False)  # calibrated, one per answer
+    answered_correct: list[bool] = field(default_factory=list, repr=False)  # beside each confidence
 
     @property
     def asked(self) -> int:
@@ -76,16 +80,17 @@ class EvalReport:
             "throughput_per_s": self.throughput_per_s, "prompt_tokens": self.prompt_tokens,
             "completion_tokens": self.completion_tokens, "cost_usd": self.cost_usd, "wall_s": self.wall_s,
             "first_error": self.first_error,
-        }
+        } | reliability_figures(self.confidences, self.answered_correct)
 
 
 async def evaluate(adapter: ModelAdapter, examples: Sequence[Example], *, concurrency: int = 8,
                    timeout_s: float = 60.0, progress: Callable[[int], None] | None = None,
-                   spend: SpendGuard | None = None) -> EvalReport:
+                   spend: SpendGuard | None = None,
+                   calibrate: Callable[[GenerationResult], GenerationResult] | None = None) -> EvalReport:
     """Each example goes straight to the adapter (no fallback), at most `concurrency` at a time, as background
     work: where a model queues (custom's batcher), live requests go first, and the time spent waiting behind
     them (`extra["queue_ms"]`) is reported apart from the model's latency. `spend` refuses paid calls past a
-    budget (those examples are not asked)."""
+    budget (those examples are not asked). `calibrate` maps each answer's confidence (an LLM's confidence map)."""
     report = EvalReport(adapter.name, adapter.version, adapter.device, len(examples))
     gate = asyncio.Semaphore(concurrency)
 
@@ -106,7 +111,11 @@ async def evaluate(adapter: ModelAdapter, examples: Sequence[Example], *, concur
                 report.first_error = report.first_error or f"{type(exc).__name__}: {exc}"
                 report.pairs.append((example.intent, None))
             else:
+                if calibrate is not None:
+                    result = calibrate(result)
                 cost = result.cost_usd or 0.0
+                report.confidences.append(result.confidence)
+                report.answered_correct.append(result.intent == example.intent)
                 queued = float(result.extra.get("queue_ms") or 0.0)
                 report.queue_ms.append(queued)
                 report.latencies_ms.append(max(0.0, result.latency_ms - queued))

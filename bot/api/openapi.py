@@ -60,15 +60,50 @@ def openapi_spec(max_prompt_chars: int, version_pattern: str) -> dict[str, Any]:
                 "security": [{"adminToken": []}],
                 "parameters": [{"name": "version", "in": "path", "required": True,
                                 "description": "a model name or a version string (custom_model_built_0.0.0)",
-                                "schema": {"type": "string", "pattern": version_pattern}}],
+                                "schema": {"type": "string", "pattern": version_pattern}},
+                               {"name": "percent", "in": "query", "required": False,
+                                "description": "a canary: this share of users (sticky per user); 100 promotes",
+                                "schema": {"type": "number", "exclusiveMinimum": True, "minimum": 0,
+                                           "maximum": 100}}],
                 "responses": {
-                    "200": _ok("Switched", {"$ref": ref + "SwitchResult"}),
+                    "200": _ok("Switched, or a canary started",
+                               {"oneOf": [{"$ref": ref + "SwitchResult"}, {"$ref": ref + "CanaryResult"}]}),
+                    "400": _error("percent is not a share above 0 and at most 100"),
                     "401": _error("Missing or wrong bearer token"),
                     "403": _error("Admin endpoints are disabled: ADMIN_API_TOKEN is unset"),
                     "404": _error("Unknown model or version (refused without an audit entry)"),
                     "409": _error("The model is unhealthy; the active model is unchanged"),
                 },
             }},
+            "/routing": {
+                "get": {
+                    "summary": "The routing policy: active model, canary, shadow, escalation, budgets (admin)",
+                    "operationId": "getRouting", "security": [{"adminToken": []}],
+                    "responses": {"200": _ok("The policy", {"$ref": ref + "Routing"}),
+                                  "401": _error("Missing or wrong bearer token"),
+                                  "403": _error("Admin endpoints are disabled: ADMIN_API_TOKEN is unset")}},
+                "put": {
+                    "summary": "Replace the routing policy for every replica; absent parts are off (admin, audited)",
+                    "operationId": "putRouting", "security": [{"adminToken": []}],
+                    "requestBody": {"required": True, "content": {"application/json": {
+                        "schema": {"$ref": ref + "RoutingPolicy"}}}},
+                    "responses": {"200": _ok("Stored", {"$ref": ref + "Routing"}),
+                                  "400": _error("Not a valid policy or not JSON"),
+                                  "401": _error("Missing or wrong bearer token"),
+                                  "403": _error("Admin endpoints are disabled: ADMIN_API_TOKEN is unset"),
+                                  "409": _error("Refused: an unknown or unhealthy model; the policy is unchanged"),
+                                  "413": _error("Body too large"),
+                                  "415": _error("Not application/json")}}},
+            "/routing/compare": {"get": {
+                "summary": "Each routing arm with 95% intervals and plain sentences on significance (admin)",
+                "operationId": "compareRouting", "security": [{"adminToken": []}],
+                "parameters": [{"name": "since", "in": "query", "required": False,
+                                "description": "the window: 30m, 24h (default), 7d",
+                                "schema": {"type": "string", "pattern": "^[0-9]+[mhd]$"}}],
+                "responses": {"200": _ok("The arms", {"$ref": ref + "Compare"}),
+                              "400": _error("since is not like 30m, 24h or 7d"),
+                              "401": _error("Missing or wrong bearer token"),
+                              "403": _error("Admin endpoints are disabled: ADMIN_API_TOKEN is unset")}}},
             "/health": {"get": {
                 "summary": "Liveness", "operationId": "health",
                 "responses": {"200": _ok("The process is up", {"$ref": ref + "Health"})},
@@ -132,6 +167,26 @@ def _schemas(max_prompt_chars: int) -> dict[str, Any]:
                      "additionalProperties": {"type": "object"}},
             "recent": {"type": "array", "items": {"type": "object"},
                        "description": "per-model figures of every replica over the last hour (request log)"}}},
+        "CanaryResult": {"type": "object", "required": ["ok", "active_model", "canary"], "properties": {
+            "ok": {"type": "boolean"}, "active_model": {"type": "string"},
+            "canary": {"type": "object", "properties": {"model": {"type": "string"}, "percent": {"type": "number"}}}}},
+        "RoutingPolicy": {"type": "object", "properties": {
+            "canary": {"type": "object", "nullable": True, "required": ["model", "percent"], "properties": {
+                "model": {"type": "string"}, "percent": {"type": "number"}}},
+            "shadow": {"type": "object", "nullable": True, "required": ["model"], "properties": {
+                "model": {"type": "string"}, "percent": {"type": "number"}}},
+            "escalation": {"type": "object", "nullable": True, "required": ["model", "threshold"], "properties": {
+                "model": {"type": "string"}, "threshold": {"type": "number"}, "out_of_scope": {"type": "boolean"}}}}},
+        "Routing": {"type": "object", "required": ["active_model", "policy", "budgets"], "properties": {
+            "active_model": {"type": "string"}, "policy": {"$ref": "#/components/schemas/RoutingPolicy"},
+            "budgets": {"type": "object", "additionalProperties": {"type": "object", "properties": {
+                "spent_usd": {"type": "number"}, "limit_usd": NUMBER_OR_NULL}}}}},
+        "Compare": {"type": "object", "required": ["arms", "summary"], "properties": {
+            "arms": {"type": "array", "items": {"type": "object", "required": ["arm", "model", "requests"],
+                                                 "properties": {"arm": {"type": "string"},
+                                                                "model": {"type": "string"},
+                                                                "requests": {"type": "integer"}}}},
+            "summary": {"type": "array", "items": {"type": "string"}}, "since": {"type": "string"}}},
         "SwitchResult": {"type": "object", "required": ["ok", "previous", "active_model", "version"], "properties": {
             "ok": {"type": "boolean"}, "previous": {"type": "string"}, "active_model": {"type": "string"},
             "version": {"type": "string"}}},

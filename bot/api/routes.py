@@ -13,6 +13,7 @@ from bot.api.errors import ApiError, error_response, json_response
 from bot.api.openapi import openapi_spec
 from bot.api.public_view import public_summary
 from bot.api.readiness import ReadinessProbe
+from bot.api.routing_routes import RoutingRoutes
 from bot.api.validation import (
     body_limit,
     check_version,
@@ -52,6 +53,7 @@ class ApiRoutes:
         app.router.add_get("/ready", self.ready)
         app.router.add_get("/metrics", self.prometheus)
         app.router.add_get("/openapi.json", self.openapi)
+        RoutingRoutes(self.runtime).add_to(app)
 
     async def chat(self, request: web.Request) -> web.Response:
         context = RequestContext(source="api")
@@ -119,7 +121,14 @@ class ApiRoutes:
                 await self.runtime.factory.check_version(version)
             except UnknownModelError as exc:  # a version its adapter cannot serve: refused, with the ones it can
                 raise ApiError(404, "unknown_model", str(exc)) from None
-            outcome = await self.pipeline.switch_model(version, by="api")
+            percent = _percent(request.query.get("percent"))
+            if percent is not None and percent < 100:  # a canary: that share of users, sticky per user
+                outcome = await self.pipeline.switcher.canary(version, percent, by="api")
+                if not outcome.ok:
+                    return error_response(409, "model_unhealthy", outcome.reason)
+                return json_response({"ok": True, "active_model": self.pipeline.active_model,
+                                      "canary": {"model": version, "percent": percent}})
+            outcome = await self.pipeline.switcher.canary(version, 100, by="api")  # also ends a canary
         except ApiError as exc:
             return exc.response()
         if not outcome.ok:
@@ -144,3 +153,15 @@ class ApiRoutes:
 
     async def openapi(self, request: web.Request) -> web.Response:
         return web.Response(body=self._openapi, content_type="application/json")
+
+
+def _percent(value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        percent = float(value)
+    except ValueError:
+        percent = -1.0
+    if not 0 < percent <= 100:
+        raise ApiError(400, "invalid_percent", "percent is a share of users above 0 and at most 100")
+    return percent

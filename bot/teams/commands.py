@@ -68,15 +68,13 @@ class TeamsCommands:
             await send_private(context, message(SWITCH_REFUSAL))
             await self.audit(context, switching.refusal_audit(who, switching.COMMAND, target))
             return
-        if not target:
+        outcome = await switching.run(self.runtime, target, f"teams:{user}", who, bold)
+        if outcome is None:  # no argument: the choices and the whole routing policy
             await send_private(context, message(await switching.choices_text(self.runtime, bold, code,
                                                                              switching.COMMAND)))
             return
-        if len(target.split()) > 1:
-            await send_private(context, message(f"Usage: `{switching.COMMAND} {switching.ARGUMENTS}`"))
-            return
-        outcome = await switching.switch(self.runtime, target, f"teams:{user}", who, bold)
-        await self.audit(context, outcome.audit)
+        if outcome.audit:
+            await self.audit(context, outcome.audit)
         await send_private(context, message(outcome.text))
 
     async def bench(self, context: TurnContext, user: str, args: str, admin: bool) -> None:

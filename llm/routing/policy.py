@@ -56,12 +56,23 @@ class RoutingPolicy:
             parts = {"canary": Canary, "shadow": Shadow, "escalation": Escalation}
             values = {key: (kind(**data[key]) if data.get(key) else None) for key, kind in parts.items()}
             policy = cls(**values, extra={k: v for k, v in data.items() if k not in parts})
+            policy.check()
         except (TypeError, ValueError) as exc:
             raise ValueError(f"not a routing policy: {exc}") from None
-        policy.check()
         return policy
 
     def check(self) -> None:
+        """ValueError (TypeError for wrong types) naming the problem."""
+        for part in (self.canary, self.shadow, self.escalation):
+            if part is None:
+                continue
+            if not isinstance(part.model, str) or not part.model.strip():
+                raise TypeError("a model is a name or version string")
+            numbers = [getattr(part, key) for key in ("percent", "threshold") if hasattr(part, key)]
+            if any(isinstance(v, bool) or not isinstance(v, int | float) or v != v for v in numbers):
+                raise TypeError("shares and thresholds are numbers")
+        if self.escalation and not isinstance(self.escalation.out_of_scope, bool):
+            raise TypeError("out_of_scope is true or false")
         if self.canary and not 0 < self.canary.percent < 100:
             raise ValueError("a canary's share must be between 0 and 100 percent (100: switch instead)")
         if self.shadow and not 0 < self.shadow.percent <= 100:

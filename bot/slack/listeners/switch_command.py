@@ -1,4 +1,5 @@
-"""/llm-switch <model>: admins switch the active model for every replica; with no argument, show the choices."""
+"""/llm-switch <model> [P%] | canary off | shadow <model> [P%] | shadow off: admins switch the active model, roll one
+out to a share of users or shadow one, for every replica; with no argument, show the choices and the policy."""
 
 from __future__ import annotations
 
@@ -34,14 +35,12 @@ async def on_switch(ack, command, context, client, respond) -> None:
         await respond(response_type="ephemeral", text=REFUSAL)
         await audit(bot, client, switching.refusal_audit(f"<@{user}>", COMMAND, target))
         return
-    if not target:
+    outcome = await switching.run(bot.runtime, target, f"slack:{user}", f"<@{user}>", bold)
+    if outcome is None:  # no argument: the choices and the whole routing policy
         await respond(response_type="ephemeral", text=await choices_text(bot))
         return
-    if len(target.split()) > 1:
-        await respond(response_type="ephemeral", text=f"Usage: `{COMMAND} {switching.ARGUMENTS}`")
-        return
-    outcome = await switching.switch(bot.runtime, target, f"slack:{user}", f"<@{user}>", bold)
-    await audit(bot, client, outcome.audit)
+    if outcome.audit:
+        await audit(bot, client, outcome.audit)
     await respond(response_type="ephemeral", text=outcome.text)
 
 
