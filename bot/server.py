@@ -104,12 +104,30 @@ def attach_slack(app: web.Application, runtime: Runtime) -> None:
         app.cleanup_ctx.append(_socket_mode)  # and no new envelope arrives while they finish
     else:
         app.router.add_post(SLACK_EVENTS_PATH, slack_events)
+    if settings.slack_oauth:  # installs in many workspaces: the OAuth flow's two pages
+        from bot.slack.oauth import INSTALL_PATH, REDIRECT_PATH
+
+        app.router.add_get(INSTALL_PATH, slack_install)
+        app.router.add_get(REDIRECT_PATH, slack_oauth_redirect)
 
 
 async def slack_events(request: web.Request) -> web.Response:
     """Bolt verifies the signature, acknowledges, and runs the listener after the response is sent."""
     bolt_request = await to_bolt_request(request)
     return await to_aiohttp_response(await request.app[SLACK_APP].async_dispatch(bolt_request))
+
+
+async def slack_install(request: web.Request) -> web.Response:
+    """The "Add to Slack" page: a fresh OAuth state (stored in the database), then Slack's authorize URL."""
+    flow = request.app[SLACK_APP].oauth_flow
+    return await to_aiohttp_response(await flow.handle_installation(await to_bolt_request(request)))
+
+
+async def slack_oauth_redirect(request: web.Request) -> web.Response:
+    """Slack's redirect after the install: the state is checked, the code exchanged (oauth.v2.access) and the
+    workspace's installation stored."""
+    flow = request.app[SLACK_APP].oauth_flow
+    return await to_aiohttp_response(await flow.handle_callback(await to_bolt_request(request)))
 
 
 async def _shared_http_session(app: web.Application) -> AsyncIterator[None]:

@@ -24,7 +24,13 @@ class Settings(LLMSettings):
     slack_admin_user_ids: str = ""  # comma-separated; when empty, workspace admins and owners are admins
     admin_channel: str | None = None  # audit lines of /llm-switch go here
     show_model_footer: bool = True  # model, latency and confidence under each answer
-    charts: bool = False  # CHARTS=on: /llm-bench summary also uploads a PNG chart
+    charts: bool = False  # CHARTS=on: /llm-bench summary also shows a chart (native where Slack allows, else a PNG)
+    suggested_prompts: str = ("Where is my card?|How do I top up by bank transfer?|"
+                              "Why was my card payment declined?|How do I change my PIN?")  # |-separated, at most 4
+    stream_min_chars: int = Field(500, ge=0)  # Slack answers longer than this stream; shorter ones are posted
+    slack_client_id: str | None = None  # with SLACK_CLIENT_SECRET (and no SLACK_BOT_TOKEN): install in many workspaces
+    slack_client_secret: str | None = None
+    slack_redirect_uri: str | None = None  # https://HOST/slack/oauth_redirect (as in the app's OAuth settings)
 
     # Microsoft Teams: on when the SDK's CONNECTIONS__SERVICE_CONNECTION__SETTINGS__* variables are set (bot/teams/)
     teams_service_url_hosts: str = ""  # comma-separated hosts an activity's serviceUrl may name besides Microsoft's
@@ -51,8 +57,18 @@ class Settings(LLMSettings):
     metrics_token: str | None = None  # when set, GET /metrics needs it as a Bearer token
 
     @property
+    def slack_oauth(self) -> bool:
+        """Many workspaces through OAuth: client id and secret set, and no single-workspace SLACK_BOT_TOKEN."""
+        return bool(self.slack_client_id and self.slack_client_secret and not self.slack_bot_token)
+
+    @property
     def slack_enabled(self) -> bool:
-        return bool(self.slack_bot_token and (self.slack_signing_secret or self.slack_app_token))
+        return bool((self.slack_bot_token or self.slack_oauth) and (self.slack_signing_secret or self.slack_app_token))
+
+    @property
+    def prompts(self) -> tuple[str, ...]:
+        """SUGGESTED_PROMPTS: the first four non-empty ones."""
+        return tuple(p.strip() for p in self.suggested_prompts.split("|") if p.strip())[:4]
 
     @property
     def admin_user_ids(self) -> frozenset[str]:

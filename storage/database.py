@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async
 from sqlalchemy.orm import selectinload
 from sqlalchemy.pool import StaticPool
 
+import storage.slack_installations  # noqa: F401 - slack-sdk's OAuth tables, on Base.metadata (migration 0008)
 from storage import claims, leases, model_spend, rate_limits
 from storage.dialects import dialect_insert
 from storage.migrate import upgrade_on

@@ -40,6 +40,14 @@ class FakeSlack:
     _runner: web.AppRunner | None = None
     _ts: itertools.count = field(default_factory=lambda: itertools.count(1))
     _envelopes: asyncio.Queue | None = None  # Socket Mode: envelopes to push to the connected app
+    # What this workspace accepts (Slack's behaviour differs by plan and date):
+    status_in_channels: bool = False  # assistant.threads.setStatus in channel threads (Slack since March 2026)
+    data_visualization: bool = False  # the data_visualization block (June 2026); else invalid_blocks
+    expire_stream_after: int | None = None  # chat.appendStream calls before the stream expires half-way
+    # Installs in many workspaces: bot token -> team id (auth.test answers with it), OAuth code -> the install
+    teams: dict[str, str] = field(default_factory=dict)
+    oauth_codes: dict[str, dict[str, Any]] = field(default_factory=dict)
+    _appends: int = 0
 
     async def start(self) -> FakeSlack:
         app = web.Application(client_max_size=32 * 1024 * 1024)
@@ -124,8 +132,12 @@ class FakeSlack:
         if method in self.errors:
             await self._record(Call(method, params, token))
             return web.json_response({"ok": False, "error": self.errors[method]})
+        refusal = self._refusal(method, params)
+        if refusal:
+            await self._record(Call(method, params, token))
+            return web.json_response({"ok": False, "error": refusal})
         handler = getattr(self, "_" + method.replace(".", "_"), None)
-        body = handler(params) if handler else {}
+        body = handler(params | {"token": token}) if handler else {}
         await self._record(Call(method, params, token))
         return web.json_response({"ok": True} | body)
 
@@ -160,12 +172,40 @@ class FakeSlack:
 
     # -- methods --------------------------------------------------------------------------------------
 
+    def _refusal(self, method: str, params: dict[str, Any]) -> str | None:
+        """The errors this workspace's settings above make Slack answer."""
+        if method == "assistant.threads.setStatus" and not str(params.get("channel_id", "")).startswith("D") \
+                and not self.status_in_channels:
+            return "method_not_supported_for_channel_type"
+        view = params.get("view") or {}
+        view = json.loads(view) if isinstance(view, str) else view
+        blocks = params.get("blocks") or view.get("blocks") or []
+        blocks = json.loads(blocks) if isinstance(blocks, str) else blocks
+        if not self.data_visualization and any(b.get("type") == "data_visualization" for b in blocks):
+            return "invalid_blocks"
+        if method == "chat.appendStream" and self.expire_stream_after is not None:
+            self._appends += 1
+            if self._appends > self.expire_stream_after:
+                return "message_not_in_streaming_state"
+        return None
+
     def _next_ts(self) -> str:
         return f"1700000000.{next(self._ts):06d}"
 
     def _auth_test(self, params):
-        return {"user_id": BOT_USER_ID, "bot_id": BOT_ID, "team_id": TEAM_ID, "user": "bankbot", "team": "Bank",
+        team = self.teams.get(params.get("token") or "", TEAM_ID)
+        return {"user_id": BOT_USER_ID, "bot_id": BOT_ID, "team_id": team, "user": "bankbot", "team": "Bank",
                 "url": "https://bank.slack.com/"}
+
+    def _oauth_v2_access(self, params):
+        """The code exchange of an install (grant_type=refresh_token: a rotated token's refresh)."""
+        if params.get("grant_type") == "refresh_token":
+            install = next(i for i in self.oauth_codes.values() if i.get("refresh_token") == params["refresh_token"])
+            install["access_token"] = install["access_token"] + "-rotated"
+            self.teams[install["access_token"]] = install["team"]["id"]
+            return {"access_token": install["access_token"], "refresh_token": install["refresh_token"],
+                    "expires_in": 43200, "token_type": "bot", "scope": install.get("scope", "")}
+        return self.oauth_codes[params["code"]]
 
     def _apps_connections_open(self, params):
         return {"url": self.base.replace("http://", "ws://") + "/socket"}

@@ -126,3 +126,15 @@ async def slack_harness(*, custom: ScriptedAdapter | None = None, gemini: Script
         await asyncio.sleep(0)  # let listener tasks that already finished release their references
         await runtime.aclose()
         await fake.stop()
+
+
+def action_body(action: dict[str, Any], *, user: str = "U0001", team: str = TEAM_ID) -> str:
+    """A block_actions payload from the App Home, form-encoded as Slack sends it."""
+    payload = {"type": "block_actions", "team": {"id": team}, "user": {"id": user, "team_id": team},
+               "api_app_id": "A0001", "trigger_id": "1.2.3", "view": {"type": "home", "id": "V1"},
+               "actions": [action | {"block_id": "b", "action_ts": str(time.time())}]}
+    return urlencode({"payload": json.dumps(payload)})
+
+
+def form_headers(body: str) -> dict[str, str]:
+    return signed_headers(body, content_type="application/x-www-form-urlencoded")

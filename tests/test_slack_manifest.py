@@ -12,13 +12,15 @@ from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
 
 from bot.settings import Settings
-from bot.slack.app import build_slack_app
+from bot.slack.app import LISTENERS, build_slack_app
 from tests.fake_slack import BOT_USER_ID, TEAM_ID
 from tests.slack_helpers import slack_harness
 
 MANIFEST = Path(__file__).resolve().parent.parent / "manifests" / "slack_app.yaml"
 EVENT_SCOPES = {"app_mention": "app_mentions:read", "message.im": "im:history",
-                "message.channels": "channels:history", "message.groups": "groups:history"}
+                "message.channels": "channels:history", "message.groups": "groups:history",
+                "assistant_thread_started": "assistant:write", "app_home_opened": None, "app_context_changed": None,
+                "tokens_revoked": None, "app_uninstalled": None}  # None: the event needs no scope
 REQUIRED_SCOPES = {"app_mentions:read", "chat:write", "im:history", "im:read", "im:write", "channels:history",
                    "groups:history", "commands", "reactions:write", "files:write", "users:read", "assistant:write"}
 
@@ -35,6 +37,12 @@ DELIVERIES = {
     "message.mpim": {"type": "message", "channel_type": "mpim", "text": "and now?", "channel": "G2",
                      "thread_ts": "1690000000.000001"},
     "reaction_added": {"type": "reaction_added", "reaction": "eyes", "item": {"type": "message", "channel": "C1"}},
+    "app_home_opened": {"type": "app_home_opened", "tab": "home", "channel": "D1"},
+    "app_context_changed": {"type": "app_context_changed", "context": {}},
+    "assistant_thread_started": {"type": "assistant_thread_started",
+                                 "assistant_thread": {"channel_id": "D1", "thread_ts": "1690000000.000001"}},
+    "tokens_revoked": {"type": "tokens_revoked", "tokens": {"bot": ["UBOT"]}},
+    "app_uninstalled": {"type": "app_uninstalled"},
 }
 CATCH_ALL = "bot.slack.listeners.other_messages"  # acknowledges and ignores every message nobody else takes
 
@@ -55,6 +63,18 @@ def _command_request(command: str) -> AsyncBoltRequest:
                                           headers={"content-type": ["application/x-www-form-urlencoded"]}))
 
 
+def _action_request(action_id: str) -> AsyncBoltRequest:
+    payload = {"type": "block_actions", "team": {"id": TEAM_ID}, "user": {"id": "U0001"}, "view": {"type": "home"},
+               "actions": [{"action_id": action_id, "block_id": "b", "type": "button"}]}
+    return _with_context(AsyncBoltRequest(body=urlencode({"payload": json.dumps(payload)}),
+                                          headers={"content-type": ["application/x-www-form-urlencoded"]}))
+
+
+def _actions() -> set[str]:
+    """The action ids listener modules declare (SLACK_ACTIONS): Slack sends them when interactivity is on."""
+    return {action for module in LISTENERS for action in getattr(module, "SLACK_ACTIONS", ())}
+
+
 def _with_context(request: AsyncBoltRequest) -> AsyncBoltRequest:
     request.context["bot_user_id"] = BOT_USER_ID
     return request
@@ -67,6 +87,8 @@ async def _registered() -> dict[str, set[str]]:
         declared = [c["command"] for c in manifest()["features"]["slash_commands"]]
         probes = {name: _event_request(event) for name, event in DELIVERIES.items()}
         probes |= {command: _command_request(command) for command in [*declared, "/not-declared"]}
+        if manifest()["settings"]["interactivity"]["is_enabled"]:
+            probes |= {f"action:{action}": _action_request(action) for action in _actions()}
         matched = {}
         for listener in app._async_listeners:
             function = listener.ack_function
@@ -83,9 +105,11 @@ async def test_the_manifest_delivers_exactly_what_the_registered_listeners_take(
     answering = {name: taken for name, taken in registered.items() if not name.startswith(CATCH_ALL)}
     taken = set().union(*answering.values())
     assert all(answering.values()), f"listeners the manifest never delivers anything to: {answering}"
-    assert taken == subscribed | declared  # nothing a listener takes is missing, nothing subscribed is unused
+    interactive = data["settings"]["interactivity"]["is_enabled"]
+    actions = {f"action:{action}" for action in _actions()} if interactive else set()
+    assert taken == subscribed | declared | actions  # nothing a listener takes is missing, nothing subscribed unused
     assert "/not-declared" not in taken and any(name.startswith(CATCH_ALL) for name in registered)
-    assert {EVENT_SCOPES[e] for e in subscribed} <= set(data["oauth_config"]["scopes"]["bot"])
+    assert {EVENT_SCOPES[e] for e in subscribed} - {None} <= set(data["oauth_config"]["scopes"]["bot"])
 
 
 def test_every_command_is_declared_with_a_usage_hint():
@@ -97,6 +121,8 @@ def test_scopes_socket_mode_toggle_and_placeholder_urls():
     data = manifest()
     assert REQUIRED_SCOPES <= set(data["oauth_config"]["scopes"]["bot"])
     assert "assistant_view" in data["features"]  # Slack requires it for assistant:write
+    assert "agent_view" in data["features"] and data["features"]["app_home"]["home_tab_enabled"] is True
+    assert data["oauth_config"]["redirect_urls"][0].endswith("/slack/oauth_redirect")
     assert data["settings"]["socket_mode_enabled"] is False
     assert data["settings"]["event_subscriptions"]["request_url"].endswith("/slack/events")
 

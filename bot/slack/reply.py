@@ -14,12 +14,14 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.conversation.core import ConversationCore, Message, Reply
 from bot.slack.context import BotServices
-from bot.slack.format import answer_messages, footer_block
+from bot.slack.format import answer_messages, escape, footer_block
 
 log = logging.getLogger(__name__)
 
 STREAM_BUFFER = 256  # characters per chat.appendStream call
 PROGRESS_REACTION = "hourglass_flowing_sand"
+LOADING_MESSAGES = ("Reading your question…", "Checking our help articles…", "Writing the answer…")
+EXPIRED = "message_not_in_streaming_state"  # the stream expired half-way: finish it with chat.update
 UNSUPPORTED = {"not_allowed", "not_allowed_token_type", "unknown_method", "missing_scope", "invalid_auth",
                "method_not_supported_for_channel_type", "not_enabled", "feature_not_enabled"}
 
@@ -33,12 +35,22 @@ class Question:
     thread_ts: str | None  # where the answer goes; None: top level (a DM)
     event_id: str | None  # Slack's id of the delivery, for de-duplication
     direct: bool = False  # a DM: progress through assistant.threads.setStatus when Slack allows it
+    workspace: str | None = None  # "enterprise:team" when installed in many workspaces (bot/slack/context.py)
+
+    @property
+    def keyed(self) -> tuple[str, str | None]:
+        """(user, delivery) for the core: with many workspaces both carry the workspace, so de-duplication and
+        rate limits are per workspace; in single-workspace mode they are Slack's ids as they are."""
+        if not self.workspace:
+            return self.user, self.event_id
+        return f"{self.workspace}:{self.user}", self.event_id and f"{self.workspace}:{self.event_id}"
 
 
 async def answer(question: Question, bot: BotServices, client: AsyncWebClient, *, say_stream: Any = None,
                  set_status: Any = None) -> None:
     """Answer once, whatever the number of deliveries; never raises."""
-    message = Message(source="slack", user=question.user, text=question.text, delivery=question.event_id)
+    user, delivery = question.keyed
+    message = Message(source="slack", user=user, text=question.text, delivery=delivery)
     channel = SlackChannel(question, bot, client, say_stream, set_status)
     await ConversationCore(bot.runtime, bot.work).handle(message, channel)
 
@@ -64,7 +76,8 @@ class SlackChannel:
             await post(self.client, self.question, [{"text": reply.text}])
             return
         footer = footer_block(reply.footer) if reply.footer else None
-        if not (reply.stream and await _stream(self.bot, self.say_stream, reply.text, footer)):
+        long = len(reply.text) > self.bot.settings.stream_min_chars  # STREAM_MIN_CHARS: shorter ones are posted
+        if not (long and await _stream(self.bot, self.say_stream, reply.text, footer, self)):
             await post(self.client, self.question, answer_messages(reply.text, footer))
 
 
@@ -75,16 +88,21 @@ async def post(client: AsyncWebClient, question: Question, messages: list[dict[s
 
 
 async def _show_progress(question: Question, bot: BotServices, client: AsyncWebClient, set_status) -> bool:
-    """setStatus in a DM where Slack allows it (cleared by the reply), else a reaction; True when a reaction."""
-    if question.direct and set_status is not None and bot.features.set_status:
+    """setStatus (with loading messages) in a DM or a channel thread where Slack allows it (cleared by the reply),
+    else a reaction; True when a reaction."""
+    features = bot.features_of(question.workspace)
+    allowed = features.set_status if question.direct else features.channel_status
+    if set_status is not None and allowed:
         try:
-            await set_status("is looking into it…")
+            await set_status("is looking into it…", loading_messages=list(LOADING_MESSAGES))
             return False
         except SlackApiError as exc:
             error = exc.response.get("error")
             log.info("assistant.threads.setStatus refused (%s); using a reaction instead", error)
-            if error in UNSUPPORTED:
-                bot.features.set_status = False
+            if error in UNSUPPORTED and question.direct:
+                features.set_status = False
+            elif error in UNSUPPORTED:
+                features.channel_status = False
         except Exception as exc:  # noqa: BLE001 - progress is cosmetic: a network error must not cost the answer
             log.info("assistant.threads.setStatus failed (%s); using a reaction instead", exc)
     try:
@@ -107,23 +125,42 @@ async def _remove_reaction(client: AsyncWebClient, question: Question) -> None:
         log.info("could not remove the progress reaction: %s", exc)
 
 
-async def _stream(bot: BotServices, say_stream, text: str, footer: dict | None) -> bool:
-    """Stream a long answer with chat.*Stream; False when it was not streamed (so it must be posted)."""
-    if say_stream is None or not bot.features.streaming:
-        return False
+async def _stream(bot: BotServices, say_stream, text: str, footer: dict | None,
+                  channel: SlackChannel) -> str | None:
+    """Stream a long answer with chat.*Stream; its ts, or None when it was not streamed (so it must be posted).
+
+    A stream that expires half-way (message_not_in_streaming_state) is finished with chat.update on its ts: the
+    whole answer, once, in the message the user already sees."""
+    features = bot.features_of(channel.question.workspace)
+    if say_stream is None or not features.streaming:
+        return None
     streamer = None
     try:
         streamer = await say_stream(buffer_size=STREAM_BUFFER)
         for word in re.findall(r"\S+\s*", text):
             await streamer.append(markdown_text=word)
         await streamer.stop(blocks=[footer] if footer else None)
-        return True
+        return streamer.ts or "streamed"
     except (SlackApiError, SlackRequestError) as exc:
         error = exc.response.get("error") if isinstance(exc, SlackApiError) else str(exc)
         if streamer is None or streamer.ts is None:
             log.info("chat streaming refused (%s); posting answers as messages", error)
             if error in UNSUPPORTED:
-                bot.features.streaming = False
-        else:  # the stream broke half-way: the user still gets the whole answer, as a message
-            log.warning("chat stream %s failed half-way (%s); posting the whole answer", streamer.ts, error)
+                features.streaming = False
+            return None
+        if error == EXPIRED and await _finish_expired(channel, streamer.ts, text, footer):
+            return streamer.ts
+        log.warning("chat stream %s failed half-way (%s); posting the whole answer", streamer.ts, error)
+        return None
+
+
+async def _finish_expired(channel: SlackChannel, ts: str, text: str, footer: dict | None) -> bool:
+    """chat.update of the expired stream's message with the whole answer; False when Slack refuses it too."""
+    blocks = [block for message in answer_messages(text, footer) for block in message["blocks"]]
+    try:
+        await channel.client.chat_update(channel=channel.question.channel, ts=ts, text=escape(text), blocks=blocks)
+    except SlackApiError as exc:
+        log.warning("could not finish the expired stream %s with chat.update: %s", ts, exc.response.get("error"))
         return False
+    log.info("chat stream %s expired half-way; finished it with chat.update", ts)
+    return True

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from slack_bolt.async_app import AsyncApp
 
-from bot.slack.context import services
+from bot.slack.context import multi_workspace, services
 from bot.slack.reply import Question, answer
 
 SLACK_EVENTS = ("message.im",)
@@ -24,7 +24,8 @@ async def on_direct_message(body, event, context, client, say_stream=None, set_s
     if not from_a_person(event, context):
         return
     question = Question(channel=event["channel"], user=event["user"], text=(event.get("text") or "").strip(),
-                        ts=event["ts"], thread_ts=event.get("thread_ts"), event_id=body.get("event_id"), direct=True)
+                        ts=event["ts"], thread_ts=event.get("thread_ts"), event_id=body.get("event_id"), direct=True,
+                        workspace=multi_workspace(context))
     await answer(question, services(context), client, say_stream=say_stream, set_status=set_status)
 
 

@@ -4,19 +4,20 @@ from __future__ import annotations
 
 from slack_bolt.async_app import AsyncApp
 
-from bot.slack.context import services
+from bot.slack.context import multi_workspace, services
 from bot.slack.format import strip_mention
 from bot.slack.reply import Question, answer
 
 SLACK_EVENTS = ("app_mention",)  # the manifest's bot_events this listener needs
 
 
-async def on_mention(body, event, context, client, say_stream=None) -> None:
+async def on_mention(body, event, context, client, say_stream=None, set_status=None) -> None:
     question = Question(
         channel=event["channel"], user=event.get("user", ""), text=strip_mention(event.get("text", ""),
                                                                                    context.bot_user_id),
-        ts=event["ts"], thread_ts=event.get("thread_ts") or event["ts"], event_id=body.get("event_id"))
-    await answer(question, services(context), client, say_stream=say_stream)
+        ts=event["ts"], thread_ts=event.get("thread_ts") or event["ts"], event_id=body.get("event_id"),
+        workspace=multi_workspace(context))
+    await answer(question, services(context), client, say_stream=say_stream, set_status=set_status)
 
 
 def register(app: AsyncApp) -> None:

@@ -9,7 +9,7 @@ from slack_bolt.async_app import AsyncApp
 from slack_sdk.errors import SlackApiError
 
 from bot.conversation import switching
-from bot.slack.context import BotServices, services
+from bot.slack.context import BotServices, multi_workspace, services
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +30,7 @@ async def on_switch(ack, command, context, client, respond) -> None:
     await ack()
     bot = services(context)
     user, target = command["user_id"], (command.get("text") or "").strip()
-    if not await bot.admins.is_admin(user, client):
+    if not await bot.admins.is_admin(user, client, multi_workspace(context)):
         await switching.record_refusal(bot.runtime, f"slack:{user}", target)
         await respond(response_type="ephemeral", text=REFUSAL)
         await audit(bot, client, switching.refusal_audit(f"<@{user}>", COMMAND, target))

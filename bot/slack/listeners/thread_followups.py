@@ -10,7 +10,7 @@ import logging
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.errors import SlackApiError
 
-from bot.slack.context import services
+from bot.slack.context import multi_workspace, services
 from bot.slack.format import mentions
 from bot.slack.listeners.direct_messages import from_a_person
 from bot.slack.reply import Question, answer
@@ -36,14 +36,15 @@ async def bot_answered_in(client, channel: str, thread_ts: str, context) -> bool
                for m in replies.get("messages", []))
 
 
-async def on_thread_reply(body, event, context, client, say_stream=None) -> None:
+async def on_thread_reply(body, event, context, client, say_stream=None, set_status=None) -> None:
     if not from_a_person(event, context):
         return
     if not await bot_answered_in(client, event["channel"], event["thread_ts"], context):
         return
     question = Question(channel=event["channel"], user=event["user"], text=(event.get("text") or "").strip(),
-                        ts=event["ts"], thread_ts=event["thread_ts"], event_id=body.get("event_id"))
-    await answer(question, services(context), client, say_stream=say_stream)
+                        ts=event["ts"], thread_ts=event["thread_ts"], event_id=body.get("event_id"),
+                        workspace=multi_workspace(context))
+    await answer(question, services(context), client, say_stream=say_stream, set_status=set_status)
 
 
 def register(app: AsyncApp) -> None:
