@@ -27,6 +27,8 @@ class Message:
     source: str  # the front end ("slack", "teams"): request rows and rate-limit keys carry it
     user: str  # the front end's id of the person
     text: str  # the question, without the bot's mention
+    conversation: str | None = None  # thread / conversation key (hand-offs, clarifications); None: no dialogue
+    link: str | None = None  # a link to the conversation, for a hand-off case
     delivery: str | None = None  # de-duplication key, the same for every re-delivery; None: not de-duplicated
 
 
@@ -38,6 +40,10 @@ class Kind(StrEnum):
     UNREADABLE = "unreadable"
     WARMING_UP = "warming_up"
     APOLOGY = "apology"
+    CLARIFY = "clarify"  # "Do you mean ...?" (bot/conversation/dialogue.py)
+    HANDOFF = "handoff"  # a person is coming, or how to reach one
+    OFFER = "offer"  # would you like a person?
+    SILENT = "silent"  # a person has this conversation: nothing is sent
 
 
 @dataclass(frozen=True)
@@ -48,6 +54,8 @@ class Reply:
     footer: str | None = None  # the footer facts, when SHOW_MODEL_FOOTER is on and this is an answer
     stream: bool = False  # a long answer: stream it where the channel can
     suggestions: tuple[str, ...] = ()  # follow-up questions a channel may offer as buttons
+    actions: tuple[Any, ...] = ()  # buttons (bot/conversation/actions.py's Action)
+    feedback_id: str | None = None  # the answer's request id: the channel shows feedback controls for it
 
     @property
     def is_answer(self) -> bool:
@@ -81,10 +89,11 @@ class ConversationCore:
         try:
             reply = await self.screen(message)
             if reply is not None:
-                await channel.send(reply)
+                if reply.kind is not Kind.SILENT:
+                    await channel.send(reply)
                 return
             async with channel.working():
-                await channel.send(await self.ask(message))
+                await channel.send(await self.converse(message, channel))
         except Exception:  # noqa: BLE001 - a front end's failure must not escape into the framework's logs only
             log.exception("could not answer %s delivery %s", message.source, message.delivery)
 
@@ -103,6 +112,8 @@ class ConversationCore:
     async def screen(self, message: Message) -> Reply | None:
         """A reply without any model (help, too long, rate limited), or None when the question may go on."""
         limit = self.settings.max_prompt_chars
+        if await self.dialogue.silenced(message):
+            return Reply(Kind.SILENT, "")
         if not message.text:
             return Reply(Kind.HELP, HELP, suggestions=EXAMPLES)
         if len(message.text) > limit:
@@ -112,6 +123,16 @@ class ConversationCore:
         if not allowance.allowed:
             return Reply(Kind.RATE_LIMITED, allowance.message)
         return None
+
+    @property
+    def dialogue(self) -> Any:
+        from bot.conversation.dialogue import Dialogue  # it builds on this module's Reply
+
+        return Dialogue(self)
+
+    async def converse(self, message: Message, channel: Channel) -> Reply:
+        """The answer with the dialogue around it (bot/conversation/dialogue.py): clarify, hand off, feedback."""
+        return await self.dialogue.turn(message, channel)
 
     async def ask(self, message: Message) -> Reply:
         """The pipeline's answer, or the reply that stands for it when no model could answer."""

@@ -13,6 +13,7 @@ from slack_sdk.errors import SlackApiError, SlackRequestError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.conversation.core import ConversationCore, Message, Reply
+from bot.slack import dialogue_blocks as dialogue
 from bot.slack.context import BotServices
 from bot.slack.format import answer_messages, escape, footer_block
 
@@ -50,7 +51,9 @@ async def answer(question: Question, bot: BotServices, client: AsyncWebClient, *
                  set_status: Any = None) -> None:
     """Answer once, whatever the number of deliveries; never raises."""
     user, delivery = question.keyed
-    message = Message(source="slack", user=user, text=question.text, delivery=delivery)
+    message = Message(source="slack", user=user, text=question.text, delivery=delivery,
+                      conversation=dialogue.conversation_key(question.channel, question.thread_ts, question.workspace),
+                      link=dialogue.thread_link(question.channel, question.thread_ts, question.ts))
     channel = SlackChannel(question, bot, client, say_stream, set_status)
     await ConversationCore(bot.runtime, bot.work).handle(message, channel)
 
@@ -73,12 +76,27 @@ class SlackChannel:
 
     async def send(self, reply: Reply) -> None:
         if not reply.is_answer:
-            await post(self.client, self.question, [{"text": reply.text}])
+            await post(self.client, self.question, dialogue.with_controls([{"text": reply.text}], reply.actions, None))
             return
         footer = footer_block(reply.footer) if reply.footer else None
         long = len(reply.text) > self.bot.settings.stream_min_chars  # STREAM_MIN_CHARS: shorter ones are posted
         if not (long and await _stream(self.bot, self.say_stream, reply.text, footer, self)):
-            await post(self.client, self.question, answer_messages(reply.text, footer))
+            await post(self.client, self.question, dialogue.with_controls(
+                answer_messages(reply.text, footer), reply.actions, reply.feedback_id))
+
+    async def post_case(self, case: Any) -> str | None:
+        """A hand-off case in HANDOFF_CHANNEL; returns "channel:ts", or None without a destination."""
+        channel = self.bot.settings.handoff_channel
+        if not channel:
+            return None
+        response = await self.client.chat_postMessage(channel=channel, unfurl_links=False,
+                                                      **dialogue.case_message(case))
+        return f"{channel}:{response['ts']}"
+
+    async def update_case(self, ref: str | None, case: Any) -> None:
+        if ref:
+            channel, _, ts = ref.partition(":")
+            await self.client.chat_update(channel=channel, ts=ts, **dialogue.case_message(case))
 
 
 async def post(client: AsyncWebClient, question: Question, messages: list[dict[str, Any]]) -> None:
