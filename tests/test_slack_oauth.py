@@ -1,0 +1,77 @@
+"""Installs in many workspaces: the OAuth flow stores each installation in our database, events are answered with
+their own workspace's token, and tokens_revoked deletes the installation. Signed HTTP against the fake Web API."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+
+from slack_sdk.oauth.installation_store.sqlalchemy import SQLAlchemyInstallationStore
+
+from storage.slack_installations import slack_bots, slack_installations, slack_oauth_states
+from tests.fake_slack import BOT_USER_ID
+from tests.slack_helpers import mention, signed_headers, slack_harness
+
+OAUTH = dict(slack_bot_token=None, slack_client_id="111.222", slack_client_secret="shh")
+
+
+def _install(team: str) -> dict:
+    return {"app_id": "A0001", "authed_user": {"id": f"U{team}"}, "scope": "chat:write,commands", "token_type": "bot",
+            "access_token": f"xoxb-{team}", "bot_user_id": BOT_USER_ID, "team": {"id": team, "name": team},
+            "enterprise": None, "is_enterprise_install": False}
+
+
+async def _complete_install(h, team: str) -> None:
+    h.fake.oauth_codes[f"code-{team}"] = _install(team)
+    h.fake.teams[f"xoxb-{team}"] = team
+    async with h.http.get(h.url + "/slack/install", allow_redirects=False) as page:
+        assert page.status in (200, 302)
+        state = re.search(r"slack-app-oauth-state=([^;]+)", page.headers["Set-Cookie"]).group(1)
+    async with h.http.get(h.url + f"/slack/oauth_redirect?code=code-{team}&state={state}",
+                          headers={"Cookie": f"slack-app-oauth-state={state}"}) as done:
+        assert done.status == 200, await done.text()
+
+
+async def _event(h, team: str, event: dict) -> None:
+    body = json.dumps({"token": "legacy", "team_id": team, "api_app_id": "A0001", "type": "event_callback",
+                       "event_id": f"Ev{team}{time.monotonic_ns()}", "event_time": int(time.time()), "event": event,
+                       "authorizations": [{"team_id": team, "user_id": BOT_USER_ID, "is_bot": True}]})
+    assert (await h.post("/slack/events", body, signed_headers(body))).status == 200
+
+
+async def test_the_oauth_callback_stores_an_installation_and_each_team_is_answered_with_its_own_token():
+    async with slack_harness(**OAUTH) as h:
+        await _complete_install(h, "TA")
+        await _complete_install(h, "TB")
+        for team in ("TA", "TB"):
+            await _event(h, team, mention(f"<@{BOT_USER_ID}> where is my card?", channel=f"C{team}"))
+        await h.fake.wait_for(lambda f: len(f.posts()) == 2)
+        tokens = {c.params["channel"]: c.token for c in h.fake.calls if c.method == "chat.postMessage"}
+        assert tokens == {"CTA": "xoxb-TA", "CTB": "xoxb-TB"}
+        async with h.runtime.db.engine.connect() as conn:
+            teams = {r.team_id for r in (await conn.execute(slack_bots.select())).all()}
+        assert teams == {"TA", "TB"}
+
+
+async def test_tokens_revoked_removes_that_workspace_installation():
+    async with slack_harness(**OAUTH) as h:
+        await _complete_install(h, "TA")
+        await _complete_install(h, "TB")
+        await _event(h, "TA", {"type": "tokens_revoked", "tokens": {"bot": [BOT_USER_ID]}})
+        await h.settled()
+        async with h.runtime.db.engine.connect() as conn:
+            teams = {r.team_id for r in (await conn.execute(slack_bots.select())).all()}
+        assert teams == {"TB"}
+
+
+def test_our_tables_match_the_installed_slack_sdk():
+    """Migration 0008 / storage/slack_installations.py declare the columns slack-sdk's stores use."""
+    from sqlalchemy import MetaData
+    metadata = MetaData()
+    sdk_bots = SQLAlchemyInstallationStore.build_bots_table(metadata, "slack_bots")
+    sdk_installations = SQLAlchemyInstallationStore.build_installations_table(metadata, "slack_installations")
+    for ours, theirs in ((slack_bots, sdk_bots), (slack_installations, sdk_installations)):
+        assert [(c.name, type(c.type).__name__) for c in ours.columns] == [
+            (c.name, type(c.type).__name__) for c in theirs.columns]
+    assert [c.name for c in slack_oauth_states.columns] == ["id", "state", "expire_at"]
