@@ -1,6 +1,6 @@
-"""llm-bench, whatever the front end: parse `summary | run | history [N]`, and the figures as headers and rows
-(the latest run merged with live request metrics; the trend over several runs). Front ends render the rows:
-a code block in Slack, an Adaptive Card table in Teams."""
+"""llm-bench, whatever the front end: parse `summary | run | history [N] | compare`, and the figures as headers
+and rows (the latest run merged with live request metrics; the trend over several runs; each routing arm with
+95% intervals). Front ends render the rows: a code block in Slack, an Adaptive Card table in Teams."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from bot.tables import ms, pct
+from bot.tables import ms, pct, render_table
+from llm.routing.compare import compare
 
 COMMAND = "llm-bench"
 LIVE_WINDOW = timedelta(hours=24)
@@ -21,7 +22,7 @@ SUMMARY_HEADERS = ("Model", "Device", "Latency p50", "P99", "Accuracy", "Request
 def parse(text: str) -> tuple[str, int] | None:
     """(form, N) or None when the arguments are not understood."""
     args = (text or "").split()
-    if args in (["summary"], ["run"]):
+    if args in (["summary"], ["run"], ["compare"]):
         return args[0], 0
     if args[:1] == ["history"] and len(args) <= 2:
         if len(args) == 1:
@@ -77,6 +78,31 @@ def summary(run: dict[str, Any] | None, metrics: Sequence[dict[str, Any]], windo
         source = "No benchmark run yet: only live figures."
     return Figures("Model benchmark", f"{source} Requests and error rate: live, {window}.", SUMMARY_HEADERS,
                    summary_rows(run, metrics), run["recommendation"] if run else None)
+
+
+async def comparison(runtime: Any) -> Figures | None:
+    """Each routing arm (served, canary, escalation, shadow) over the live window; None without traffic."""
+    figures = compare(await runtime.db.routing_metrics(datetime.now(UTC) - LIVE_WINDOW))
+    if not figures["arms"]:
+        return None
+
+    def ci(value, interval) -> str | None:
+        return None if value is None else f"{pct(value)} [{pct(interval[0])}-{pct(interval[1])}]"
+
+    rows = [(a["arm"], a["model"], a["requests"], ms(a["latency_p50_ms"]), ms(a["latency_p99_ms"]),
+             pct(a["error_rate"]), pct(a["escalation_share"]),
+             None if a["cost_per_1000_usd"] is None else f"${a['cost_per_1000_usd']:.3f}",
+             ci(a["agreement"], a["agreement_ci"]), ci(a["thumbs_up"], a["thumbs_up_ci"])) for a in figures["arms"]]
+    return Figures("Routing arms compared", f"Live, {WINDOW_NAME}; intervals are Wilson 95%.",
+                   ("Arm", "Model", "Requests", "P50", "P99", "Errors", "Escalated", "Per 1000", "Shadow agrees",
+                    "Thumbs-up"), rows, " ".join(figures["summary"]))
+
+
+def as_text(figures: Figures) -> str:
+    """A plain-text rendering (a code block) with the caption and the sentences."""
+    return "\n".join([f"*{figures.title}*: {figures.caption}", "```",
+                      render_table(figures.headers, [tuple("-" if c is None else c for c in r) for r in figures.rows]),
+                      "```", figures.recommendation or ""])
 
 
 def history(runs: Sequence[dict[str, Any]]) -> Figures | None:

@@ -32,7 +32,9 @@ BENCH_REFUSAL = "Sorry, only bankbot's admins can use llm-bench. Ask one of them
 BENCH_USAGE = (f"Usage:\n\n- `{benchmarks.COMMAND} summary`: the latest benchmark run and live per-model metrics\n"
                f"- `{benchmarks.COMMAND} run`: benchmark every model now\n"
                f"- `{benchmarks.COMMAND} history [N]`: the trend over the last N runs (default {HISTORY_DEFAULT}, "
-               f"at most {HISTORY_MAX})")
+               f"at most {HISTORY_MAX})\n"
+               f"- `{benchmarks.COMMAND} compare`: each routing arm (served, canary, escalation, shadow) with 95% "
+               "intervals")
 
 
 def parse_command(text: str) -> tuple[str, str] | None:
@@ -87,6 +89,10 @@ class TeamsCommands:
             await send_private(context, message(BENCH_REFUSAL))
             return
         form, n = parsed
+        if form == "compare":
+            await self._figures(context, await benchmarks.comparison(self.runtime), "No routed requests in the "
+                                f"{benchmarks.WINDOW_NAME} yet.")
+            return
         if form == "history":
             figures = benchmarks.history(await self.runtime.db.latest_benchmark_runs(n))
             await self._figures(context, figures, "No benchmark has run yet. Start one with `llm-bench run`.")
