@@ -75,6 +75,18 @@ def _actions() -> set[str]:
     return {action for module in LISTENERS for action in getattr(module, "SLACK_ACTIONS", ())}
 
 
+def _views() -> set[str]:
+    """The modal callback ids listener modules declare (SLACK_VIEWS): Slack sends their submissions."""
+    return {view for module in LISTENERS for view in getattr(module, "SLACK_VIEWS", ())}
+
+
+def _view_request(callback_id: str) -> AsyncBoltRequest:
+    payload = {"type": "view_submission", "team": {"id": TEAM_ID}, "user": {"id": "U0001"},
+               "view": {"type": "modal", "callback_id": callback_id, "private_metadata": "{}", "state": {"values": {}}}}
+    return _with_context(AsyncBoltRequest(body=urlencode({"payload": json.dumps(payload)}),
+                                          headers={"content-type": ["application/x-www-form-urlencoded"]}))
+
+
 def _with_context(request: AsyncBoltRequest) -> AsyncBoltRequest:
     request.context["bot_user_id"] = BOT_USER_ID
     return request
@@ -89,6 +101,7 @@ async def _registered() -> dict[str, set[str]]:
         probes |= {command: _command_request(command) for command in [*declared, "/not-declared"]}
         if manifest()["settings"]["interactivity"]["is_enabled"]:
             probes |= {f"action:{action}": _action_request(action) for action in _actions()}
+            probes |= {f"view:{view}": _view_request(view) for view in _views()}
         matched = {}
         for listener in app._async_listeners:
             function = listener.ack_function
@@ -106,7 +119,8 @@ async def test_the_manifest_delivers_exactly_what_the_registered_listeners_take(
     taken = set().union(*answering.values())
     assert all(answering.values()), f"listeners the manifest never delivers anything to: {answering}"
     interactive = data["settings"]["interactivity"]["is_enabled"]
-    actions = {f"action:{action}" for action in _actions()} if interactive else set()
+    actions = ({f"action:{action}" for action in _actions()} | {f"view:{view}" for view in _views()}
+               if interactive else set())
     assert taken == subscribed | declared | actions  # nothing a listener takes is missing, nothing subscribed unused
     assert "/not-declared" not in taken and any(name.startswith(CATCH_ALL) for name in registered)
     assert {EVENT_SCOPES[e] for e in subscribed} - {None} <= set(data["oauth_config"]["scopes"]["bot"])

@@ -17,7 +17,8 @@ from storage.models import Base
 from tests.storage_helpers import fresh_postgres_database
 
 TABLES = {"requests", "model_calls", "benchmark_runs", "benchmark_results", "model_switches", "settings",
-          "processed_events", "leases", "rate_limit_counters"}
+          "processed_events", "leases", "rate_limit_counters", "model_spend", "dialogue_turns", "clarifications",
+          "handoff_cases", "feedback", "slack_bots", "slack_installations", "slack_oauth_states"}
 
 
 @pytest.fixture

@@ -88,6 +88,12 @@ async def on_reason(ack, body, view, context, client) -> None:
         event, ActionChannel(question, bot, client, None))
 
 
+# What Slack delivers here (bankbot_<do>_<n> buttons, the feedback control, the reason modal): the manifest test
+# probes the registered listeners with these.
+SLACK_ACTIONS = (*(blocks.action_id(do, 0) for do in Do if do not in (Do.FEEDBACK, Do.REASON)), blocks.FEEDBACK_ACTION)
+SLACK_VIEWS = (blocks.REASON_VIEW,)
+
+
 def register(app: AsyncApp) -> None:
     app.action(re.compile(f"^{blocks.ACTION_PREFIX}"))(on_action)
     app.view(blocks.REASON_VIEW)(on_reason)
