@@ -199,6 +199,8 @@ def train_custom(
     meta.train = asdict(report)
     with bar.phase("save"):
         save_checkpoint(params.out_dir, model, tok, meta, ngrams)
+        from llm.custom.calibration import fit_checkpoint  # temperature + threshold on the validation slice
+        fit_checkpoint(params.out_dir)
     bar.close()
     if progress:
         print(
