@@ -35,6 +35,7 @@ from bot.inflight import Work
 from bot.json_logging import configure_logging
 from bot.runtime import Runtime
 from bot.settings import Settings
+from bot.sweeper import sweeper_context
 from bot.training import CustomTraining, custom_training_needed
 from bot.warmup import WARMING_UP, Warmup
 from llm.factory import AdapterBuilder
@@ -44,6 +45,8 @@ RUNTIME = web.AppKey("runtime", Runtime)
 SLACK_APP = web.AppKey("slack_app", AsyncApp)
 SLACK_WORK = web.AppKey("slack_work", Work)
 TEAMS_WORK = web.AppKey("teams_work", Work)
+TEAMS_FRONT_END = web.AppKey("teams_front_end", object)
+SWEPT = web.AppKey("swept", asyncio.Event)  # set once the start-up sweep has run: questions wait for it
 TEAMS_ANONYMOUS = "anonymous: /api/messages accepts requests without a token (Agents Playground only)"
 SHUTDOWN_DEADLINE = web.AppKey("shutdown_deadline", list)  # [loop time] once a shutdown has begun
 SLACK_EVENTS_PATH = "/slack/events"
@@ -62,11 +65,12 @@ async def health(request: web.Request) -> web.Response:
 async def wait_until_started(request: web.Request, handler):
     """Before `Runtime.start()` has finished (the salt of user hashes and the active model are not known yet),
     a question waits up to STARTUP_WAIT_S, then gets a 503 (Slack retries it later)."""
-    started = request.app[RUNTIME].started
-    if not started.is_set() and request.path not in OPEN_WHILE_STARTING:
+    started, swept = request.app[RUNTIME].started, request.app[SWEPT]
+    if not (started.is_set() and swept.is_set()) and request.path not in OPEN_WHILE_STARTING:
         try:
             async with asyncio.timeout(STARTUP_WAIT_S):
                 await started.wait()
+                await swept.wait()  # the questions a dead replica left are taken over before new ones
         except TimeoutError:
             return error_response(503, "warming_up", WARMING_UP, headers={"Retry-After": "10"})
     return await handler(request)
@@ -76,7 +80,10 @@ def build_web_app(runtime: Runtime) -> web.Application:
     app = web.Application(middlewares=[wait_until_started])
     app[RUNTIME] = runtime
     app[SHUTDOWN_DEADLINE] = []
+    app[SWEPT] = asyncio.Event()
     app.router.add_get("/health", health)
+    app.cleanup_ctx.append(sweeper_context(runtime, lambda: resumers(app), app[SWEPT],  # first in: its clean-up,
+                                           lambda: bool(app[SHUTDOWN_DEADLINE])))  # releasing leases, runs last
     attach_slack(app, runtime)
     attach_teams(app, runtime)
     attach_api(app, runtime)
@@ -84,6 +91,23 @@ def build_web_app(runtime: Runtime) -> web.Application:
         if work in app:
             app[API_ROUTES].metrics.registry.register(app[work])
     return app
+
+
+def resumers(app: web.Application) -> dict:
+    """Each attached front end's way to answer a question taken over from a dead replica (bot/sweeper.py)."""
+    found = {}
+    if SLACK_APP in app:
+        from bot.slack.context import BotServices
+        from bot.slack.reply import resume_question
+
+        services, client = BotServices.create(app[RUNTIME], app[SLACK_WORK]), app[SLACK_APP].client
+        found["slack"] = (lambda claim: resume_question(claim, services, client), app[SLACK_WORK])
+    if TEAMS_FRONT_END in app:
+        from bot.teams.channel import resume_question as resume_teams
+
+        front_end = app[TEAMS_FRONT_END]
+        found["teams"] = (lambda claim: resume_teams(claim, front_end), app[TEAMS_WORK])
+    return found
 
 
 # -- Slack ------------------------------------------------------------------------------------------------
@@ -188,6 +212,7 @@ def attach_teams(app: web.Application, runtime: Runtime) -> None:
     app[TEAMS_WORK] = Work("teams", "answers")
     front_end = TeamsFrontEnd(runtime, app[TEAMS_WORK], env)
     front_end.attach(app)
+    app[TEAMS_FRONT_END] = front_end
     app.cleanup_ctx.append(_finish_work(TEAMS_WORK))
     if front_end.anonymous:
         app.middlewares.append(_ready_says_anonymous)

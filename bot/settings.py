@@ -47,6 +47,11 @@ class Settings(LLMSettings):
     handoff_expected_minutes: int = Field(30, ge=1)  # what the customer is told to expect
     handoff_silence_hours: float = Field(24.0, gt=0)  # the bot stays silent in a taken case's conversation
 
+    # Durable claims: an acknowledged question is answered even when its replica dies (bot/conversation/durable.py)
+    claim_lease_s: float = 20.0  # a replica renews the leases of its questions in flight; past it, another takes over
+    sweep_interval_s: float = 5.0  # how often each replica looks for questions whose holder died
+    answer_give_up_s: float = 600.0  # older than this, a question gets "sorry for the delay, please ask again"
+
     # Rate limits (shared by every replica through the database)
     rate_limit_user_per_min: int = 20  # Slack messages per user per minute; 0 disables
     rate_limit_api_per_min: int = 600  # REST API requests per client per minute; 0 disables

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Protocol
 
+from bot.conversation.durable import claims_of
 from bot.conversation.messages import EXAMPLES, HELP, apology, footer_text, too_long, unreadable
 from bot.warmup import WARMING_UP
 from llm.errors import AllModelsFailedError, InvalidPromptError
@@ -63,12 +64,17 @@ class Reply:
 
 
 class Channel(Protocol):
-    """Where a reply goes: a Slack thread, a Teams conversation."""
+    """Where a reply goes: a Slack thread, a Teams conversation.
+
+    A channel that can be answered later, by another replica, also has `reference() -> dict` (where to answer,
+    as JSON-able data, stored with the durable claim) and may have `find_posted() -> str | None` (the id of an
+    answer already in the thread, where the front end's API shows it; bot/conversation/sweeper.py)."""
 
     def working(self) -> AbstractAsyncContextManager[Any]:
         """Progress shown while the model works (a reaction, a typing indicator); the reply is sent inside."""
 
-    async def send(self, reply: Reply) -> None: ...
+    async def send(self, reply: Reply) -> str | None:
+        """Send the reply; returns the id of the (first) message posted, when the front end gives one."""
 
 
 class ConversationCore:
@@ -82,26 +88,58 @@ class ConversationCore:
 
     async def handle(self, message: Message, channel: Channel) -> None:
         """Answer once, whatever the number of deliveries; never raises."""
-        if message.delivery and not await self.claim(message.delivery):
+        if message.delivery and not await self.claim(message.delivery, message, channel):
             log.info("%s delivery %s was already handled (a retry or a duplicate delivery); not answering again",
                      message.source, message.delivery)
             return
-        try:
-            reply = await self.screen(message)
-            if reply is not None:
-                if reply.kind is not Kind.SILENT:
-                    await channel.send(reply)
-                return
-            async with channel.working():
-                await channel.send(await self.converse(message, channel))
-        except Exception:  # noqa: BLE001 - a front end's failure must not escape into the framework's logs only
-            log.exception("could not answer %s delivery %s", message.source, message.delivery)
+        await self.respond(message, channel)
 
-    async def claim(self, key: str) -> bool:
-        """The de-duplication claim across replicas. It fails open: while the database is unreachable the message
+    async def respond(self, message: Message, channel: Channel, *, resumed: bool = False) -> bool:
+        """Screen, ask, send; a durable claim this replica holds moves to `answering`, then `answered` with the
+        posted message's id (or `failed`). `resumed`: a question taken over from a dead replica (its rate limit
+        was counted when it arrived). True when a reply was sent; never raises."""
+        book = claims_of(self.runtime)
+        key = message.delivery if message.delivery in book.held else None
+        try:
+            reply = await self.screen(message, rate_limit=not resumed)
+            if reply is not None:
+                return await self._deliver(channel, reply, key)
+            if key and not await book.answering(key):
+                return self._lost(book, key)
+            async with channel.working():
+                reply = await self.converse(message, channel)
+                if key and not await book.answering(key):  # stalled past the lease: another replica answers
+                    return self._lost(book, key)
+                return await self._deliver(channel, reply, key)
+        except Exception as exc:  # noqa: BLE001 - a front end's failure must not escape into the framework's logs only
+            log.exception("could not answer %s delivery %s", message.source, message.delivery)
+            if key:
+                await book.finish(key, reason=f"{type(exc).__name__}: {exc}"[:200])
+            return False
+
+    async def _deliver(self, channel: Channel, reply: Reply, key: str | None) -> bool:
+        message_id = None if reply.kind is Kind.SILENT else await channel.send(reply)
+        if key:
+            book = claims_of(self.runtime)
+            await book.posted(key, message_id)
+            await book.finish(key)
+        return True
+
+    @staticmethod
+    def _lost(book: Any, key: str) -> bool:
+        log.warning("delivery %s was taken over by another replica while this one worked on it; not answering", key)
+        book.drop(key)
+        return False
+
+    async def claim(self, key: str, message: Message | None = None, channel: Channel | None = None) -> bool:
+        """The de-duplication claim across replicas; durable (it records the work, bot/conversation/durable.py)
+        when the channel has a reference. It fails open: while the database is unreachable the message
         is answered unclaimed (counted), so an outage loses no answer; only a re-delivery of the same message that
         arrives during the outage can then be answered twice."""
         try:
+            reference = getattr(channel, "reference", None)
+            if message is not None and reference is not None:
+                return await claims_of(self.runtime).claim(key, message, reference())
             return await self.runtime.db.claim_event(key)
         except Exception as exc:  # noqa: BLE001 - an unreachable database must not cost the user the answer
             self.work.unclaimed_answers += 1
@@ -109,7 +147,7 @@ class ConversationCore:
                         (str(exc).splitlines() or [""])[0][:200])
             return True
 
-    async def screen(self, message: Message) -> Reply | None:
+    async def screen(self, message: Message, *, rate_limit: bool = True) -> Reply | None:
         """A reply without any model (help, too long, rate limited), or None when the question may go on."""
         limit = self.settings.max_prompt_chars
         if await self.dialogue.silenced(message):
@@ -118,6 +156,8 @@ class ConversationCore:
             return Reply(Kind.HELP, HELP, suggestions=EXAMPLES)
         if len(message.text) > limit:
             return Reply(Kind.TOO_LONG, too_long(len(message.text), limit))
+        if not rate_limit:
+            return None
         user_key = message.user if message.source == "slack" else f"{message.source}:{message.user}"
         allowance = await self.runtime.rate_limiter.check_slack_user(user_key)
         if not allowance.allowed:

@@ -3,6 +3,7 @@ is its Slack channel: progress as assistant status or a reaction, answers posted
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from contextlib import asynccontextmanager
@@ -13,6 +14,7 @@ from slack_sdk.errors import SlackApiError, SlackRequestError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.conversation.core import ConversationCore, Message, Reply
+from bot.conversation.sweeper import resume
 from bot.slack import dialogue_blocks as dialogue
 from bot.slack.context import BotServices
 from bot.slack.format import answer_messages, escape, footer_block
@@ -58,6 +60,16 @@ async def answer(question: Question, bot: BotServices, client: AsyncWebClient, *
     await ConversationCore(bot.runtime, bot.work).handle(message, channel)
 
 
+async def resume_question(claim: Any, bot: BotServices, client: AsyncWebClient) -> None:
+    """Answer a question taken over from a replica that died (bot/conversation/sweeper.py), from its stored
+    reference: posted in its thread, never streamed."""
+    where = json.loads(claim.reference)
+    question = Question(channel=where["channel"], user=claim.user_id, text=claim.question, ts=where["ts"],
+                        thread_ts=where.get("thread_ts"), event_id=claim.key, direct=where.get("direct", False),
+                        workspace=where.get("workspace"))
+    await resume(ConversationCore(bot.runtime, bot.work), claim, SlackChannel(question, bot, client, None, None))
+
+
 class SlackChannel:
     """The core's Channel for one Slack question."""
 
@@ -74,15 +86,17 @@ class SlackChannel:
             if progress:
                 await _remove_reaction(self.client, self.question)
 
-    async def send(self, reply: Reply) -> None:
+    async def send(self, reply: Reply) -> str | None:
+        """Returns the ts of the first message posted (the durable claim records it)."""
         if not reply.is_answer:
-            await post(self.client, self.question, dialogue.with_controls([{"text": reply.text}], reply.actions, None))
-            return
+            return await post(self.client, self.question, dialogue.with_controls([{"text": reply.text}],
+                                                                                reply.actions, None))
         footer = footer_block(reply.footer) if reply.footer else None
         long = len(reply.text) > self.bot.settings.stream_min_chars  # STREAM_MIN_CHARS: shorter ones are posted
-        if not (long and await _stream(self.bot, self.say_stream, reply.text, footer, self)):
-            await post(self.client, self.question, dialogue.with_controls(
-                answer_messages(reply.text, footer), reply.actions, reply.feedback_id))
+        if long and (streamed := await _stream(self.bot, self.say_stream, reply.text, footer, self)):
+            return streamed
+        return await post(self.client, self.question, dialogue.with_controls(
+            answer_messages(reply.text, footer), reply.actions, reply.feedback_id))
 
     async def post_case(self, case: Any) -> str | None:
         """A hand-off case in HANDOFF_CHANNEL; returns "channel:ts", or None without a destination."""
@@ -98,11 +112,34 @@ class SlackChannel:
             channel, _, ts = ref.partition(":")
             await self.client.chat_update(channel=channel, ts=ts, **dialogue.case_message(case))
 
+    def reference(self) -> dict[str, Any]:
+        """Where to answer, kept with the durable claim (no text: the claim keeps the question redacted)."""
+        q = self.question
+        return {"channel": q.channel, "ts": q.ts, "thread_ts": q.thread_ts, "direct": q.direct,
+                "workspace": q.workspace}
 
-async def post(client: AsyncWebClient, question: Question, messages: list[dict[str, Any]]) -> None:
+    async def find_posted(self) -> str | None:
+        """The ts of this bot's answer already in the question's thread, if any (a replica died between posting
+        it and recording it). Top-level DMs have no thread to read: there the recorded ts is the only guard."""
+        q = self.question
+        if not q.thread_ts:
+            return None
+        me = (await self.client.auth_test()).get("user_id")
+        replies = await self.client.conversations_replies(channel=q.channel, ts=q.thread_ts, limit=200)
+        for message in replies.get("messages", []):
+            after = q.thread_ts == q.ts or float(message["ts"]) > float(q.ts)  # a mention starts its own thread
+            if message["ts"] != q.ts and message.get("bot_id") and message.get("user") == me and after:
+                return message["ts"]
+        return None
+
+
+async def post(client: AsyncWebClient, question: Question, messages: list[dict[str, Any]]) -> str | None:
+    first = None
     for message in messages:
-        await client.chat_postMessage(channel=question.channel, thread_ts=question.thread_ts, unfurl_links=False,
-                                      unfurl_media=False, **message)
+        response = await client.chat_postMessage(channel=question.channel, thread_ts=question.thread_ts,
+                                                 unfurl_links=False, unfurl_media=False, **message)
+        first = first or response.get("ts")
+    return first
 
 
 async def _show_progress(question: Question, bot: BotServices, client: AsyncWebClient, set_status) -> bool:

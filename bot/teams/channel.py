@@ -5,17 +5,20 @@ messages split under Teams' size limit, in the message's reply chain."""
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 from contextlib import asynccontextmanager
 
 from microsoft_agents.activity import Activity
-from microsoft_agents.hosting.core import TurnContext
+from microsoft_agents.hosting.core import ClaimsIdentity, TurnContext
 from microsoft_agents.hosting.core.app import TypingIndicator, TypingOptions
 
 from bot.conversation.core import Reply
+from bot.conversation.sweeper import resume
 from bot.teams.format import TEXT_LIMIT, answer_texts, escape, footer_line, message
 
 TYPING = TypingOptions(initial_delay_ms=0, interval_ms=3000)  # at once, then while the model works
+CONTENT_FIELDS = {"text", "attachments", "entities", "value", "speak", "summary", "text_format"}  # not stored
 STREAM_CHUNK = 400  # characters per queued chunk; the SDK merges what is queued between its 1 s sends
 
 
@@ -29,14 +32,26 @@ class TeamsChannel:
         async with TypingIndicator(self.context, typing_options=TYPING):
             yield
 
-    async def send(self, reply: Reply) -> None:
+    async def send(self, reply: Reply) -> str | None:
+        """Returns the id of the first activity sent (the durable claim records it)."""
         if not reply.is_answer:
-            await self.context.send_activity(message(escape(reply.text), reply.suggestions))
-            return
+            return _id(await self.context.send_activity(message(escape(reply.text), reply.suggestions)))
         if reply.stream and self.personal and await self._stream(reply):
-            return
-        for text in answer_texts(reply.text, reply.footer):
-            await self.context.send_activity(message(text))
+            return getattr(self.context.streaming_response, "_stream_id", None) or "streamed"
+        ids = [_id(await self.context.send_activity(message(text))) for text in answer_texts(reply.text, reply.footer)]
+        return next((i for i in ids if i), None)
+
+    def reference(self) -> dict:
+        """Where to answer, kept with the durable claim: the conversation reference without the message's
+        content, and the inbound token's claims (not the token), to continue the conversation from another
+        replica."""
+        activity = self.context.activity.model_dump(mode="json", by_alias=True, exclude_none=True,
+                                                    exclude=CONTENT_FIELDS)
+        identity = getattr(self.context, "identity", None)
+        return {"activity": activity, "claims": dict(identity.claims) if identity else {},
+                "auth": identity.authentication_type if identity else None,
+                "kind": "personal" if self.personal else (self.context.activity.conversation.conversation_type
+                                                          or "personal")}
 
     async def _stream(self, reply: Reply) -> bool:
         """False when the whole answer cannot be one final message (it is then split and sent instead)."""
@@ -52,6 +67,25 @@ class TeamsChannel:
             stream.queue_text_chunk(tail)
         await stream.end_stream()
         return True
+
+
+def _id(response) -> str | None:
+    return getattr(response, "id", None) if response is not None else None
+
+
+async def resume_question(claim, front_end) -> None:
+    """Answer a question taken over from a replica that died (bot/conversation/sweeper.py): a proactive turn
+    continuing the stored conversation reference, as the first answer would have been."""
+    where = json.loads(claim.reference)
+    activity = Activity.model_validate(where["activity"])
+    if not front_end.validator.is_allowed(activity.service_url):  # never post elsewhere
+        raise ValueError(f"serviceUrl {activity.service_url} is not allowed")
+    identity = ClaimsIdentity(where.get("claims") or {}, where.get("auth"))
+
+    async def turn(context: TurnContext) -> None:
+        await resume(front_end.core, claim, TeamsChannel(context, where.get("kind", "personal")))
+
+    await front_end.adapter.continue_conversation_with_claims(identity, activity, turn)
 
 
 async def send_private(context: TurnContext, activity: Activity) -> None:

@@ -1,0 +1,118 @@
+"""Durable claims on the conversation side: a question acknowledged by this replica is recorded with its claim
+(redacted, with where to answer), and moves `claimed -> answering -> answered` (or `failed`, with a reason) while
+this replica holds its lease. If the replica dies, its leases run out and another replica's sweeper
+(bot/conversation/sweeper.py) takes the question over and answers it, unless the answer was already posted.
+
+One `ClaimBook` per replica (per Runtime): its holder id, the heartbeat that renews every lease it holds with one
+statement, and the figures /metrics shows. Every database call here fails open: while the database is
+unreachable a question is still answered (it is then only as durable as the process).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import socket
+import uuid
+from typing import Any
+
+from llm.redact import redact
+from storage.claims import ANSWERED, ANSWERING, FAILED, Claim
+
+log = logging.getLogger(__name__)
+
+LATE = ("Sorry for the delay: I could not answer your question in time. Please ask it again and I will answer "
+        "right away.")
+GAVE_UP = "gave up: older than ANSWER_GIVE_UP_S"
+
+
+class ClaimBook:
+    def __init__(self, db: Any, settings: Any):
+        self.db = db
+        self.holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.lease_s = float(settings.claim_lease_s)
+        self.give_up_s = float(settings.answer_give_up_s)
+        self.held: set[str] = set()  # keys of the claims this replica works on now
+        self.taken_over = 0  # claims of a dead (or stopped) replica this one took over
+        self.late_answers = 0  # questions answered after a take-over
+        self.give_ups = 0  # questions older than ANSWER_GIVE_UP_S that got the apology instead
+        self.already_posted = 0  # take-overs that found the answer posted and did not post it again
+
+    # -- a question of this replica's ----------------------------------------------------------------------
+
+    async def claim(self, key: str, message: Any, reference: dict[str, Any]) -> bool:
+        """The de-duplication claim that also records the work; raises when the database cannot be reached."""
+        won = await self.db.claim_work(key, holder=self.holder, lease_s=self.lease_s, source=message.source,
+                                       user_id=message.user, question=redact(message.text),
+                                       reference=json.dumps(reference | {"conversation": message.conversation,
+                                                                         "link": message.link},
+                                                            separators=(",", ":")))
+        if won:
+            self.held.add(key)
+        return won
+
+    def adopt(self, claim: Claim) -> None:
+        """A claim this replica took over."""
+        self.held.add(claim.key)
+        self.taken_over += 1
+
+    async def answering(self, key: str) -> bool:
+        """Mark the claim `answering`; also a check that it is still ours (False: another replica took it over
+        while this one stalled past its lease, so this one must not answer). True when the database is down."""
+        return await self._fail_open(self.db.set_claim_state(key, self.holder, ANSWERING), True)
+
+    async def posted(self, key: str, message_id: str | None) -> None:
+        if message_id:
+            await self._fail_open(self.db.record_claim_post(key, message_id), False)
+
+    async def finish(self, key: str, *, reason: str | None = None) -> None:
+        """`answered`, or `failed` with `reason`; the claim is no longer this replica's work."""
+        state = FAILED if reason else ANSWERED
+        try:
+            await self._fail_open(self.db.set_claim_state(key, self.holder, state, reason), False)
+        finally:
+            self.held.discard(key)
+
+    def drop(self, key: str) -> None:
+        self.held.discard(key)
+
+    # -- the replica's leases --------------------------------------------------------------------------------
+
+    async def heartbeat(self) -> int:
+        """Renew every open claim this replica holds (one statement); returns how many."""
+        if not self.held:
+            return 0
+        return await self._fail_open(self.db.renew_claims(self.holder, self.lease_s), 0)
+
+    async def run_heartbeat(self) -> None:
+        """Renew the leases every third of a lease, until cancelled."""
+        while True:
+            await asyncio.sleep(self.lease_s / 3)
+            await self.heartbeat()
+
+    async def release(self) -> int:
+        """End the leases of the work this replica did not finish (at shutdown), so another replica takes it over
+        at once; returns how many."""
+        released = await self._fail_open(self.db.release_claims(self.holder), 0)
+        if released:
+            log.warning("shutdown: released %d unfinished questions for another replica to answer", released)
+        self.held.clear()
+        return released
+
+    async def _fail_open(self, call, default):
+        try:
+            return await call
+        except Exception as exc:  # noqa: BLE001 - the database being down must not cost the answer
+            first_line = (str(exc).splitlines() or [""])[0][:200]
+            log.warning("claim bookkeeping failed (%s: %s)", type(exc).__name__, first_line)
+            return default
+
+
+def claims_of(runtime: Any) -> ClaimBook:
+    """The replica's ClaimBook, made on first use and kept on the runtime."""
+    book = runtime.__dict__.get("claim_book")
+    if book is None:
+        book = runtime.__dict__["claim_book"] = ClaimBook(runtime.db, runtime.settings)
+    return book
