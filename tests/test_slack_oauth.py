@@ -22,8 +22,8 @@ def _install(team: str) -> dict:
             "enterprise": None, "is_enterprise_install": False}
 
 
-async def _complete_install(h, team: str) -> None:
-    h.fake.oauth_codes[f"code-{team}"] = _install(team)
+async def _complete_install(h, team: str, **extra) -> None:
+    h.fake.oauth_codes[f"code-{team}"] = _install(team) | extra
     h.fake.teams[f"xoxb-{team}"] = team
     async with h.http.get(h.url + "/slack/install", allow_redirects=False) as page:
         assert page.status in (200, 302)
@@ -75,3 +75,20 @@ def test_our_tables_match_the_installed_slack_sdk():
         assert [(c.name, type(c.type).__name__) for c in ours.columns] == [
             (c.name, type(c.type).__name__) for c in theirs.columns]
     assert [c.name for c in slack_oauth_states.columns] == ["id", "state", "expire_at"]
+
+
+async def test_an_expiring_rotated_token_is_refreshed_before_it_is_used():
+    """Token rotation: an install whose bot token expires within bolt's rotation window (2 h) is refreshed with
+    its refresh token (oauth.v2.access, grant_type=refresh_token) and the answer goes out with the new token."""
+    async with slack_harness(**OAUTH) as h:
+        await _complete_install(h, "TR", refresh_token="xoxe-1-TR", expires_in=3600)
+        await _event(h, "TR", mention(f"<@{BOT_USER_ID}> where is my card?", channel="CTR"))
+        await h.fake.wait_for(lambda f: len(f.posts()) == 1)
+        refreshes = [c for c in h.fake.calls if c.method == "oauth.v2.access"
+                     and c.params.get("grant_type") == "refresh_token"]
+        assert refreshes and refreshes[0].params["refresh_token"] == "xoxe-1-TR"
+        [post] = [c for c in h.fake.calls if c.method == "chat.postMessage"]
+        assert post.token == "xoxb-TR-rotated"
+        async with h.runtime.db.engine.connect() as conn:
+            tokens = {r.bot_token for r in (await conn.execute(slack_bots.select())).all()}
+        assert "xoxb-TR-rotated" in tokens  # the refreshed token is stored for the next event
