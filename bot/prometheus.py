@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
+from bot.conversation.durable import claims_of
 from bot.device_usage import CpuShare
 from llm.calls import OUTCOMES
 from llm.circuit_breaker import BreakerState
@@ -76,6 +77,7 @@ class PrometheusMetrics:
                                  registry=self.registry)
         self.latest_benchmark: dict[str, Any] | None = None  # refreshed from the database at each scrape
         self.device_utilization: dict[str, float] = {}  # model -> its own figure (vLLM), refreshed at each scrape
+        self.oldest_claim_age_s = 0.0  # the oldest question not answered yet, any replica's: read at each scrape
         self.registry.register(_StateCollector(self))
         self._series: dict[str, _ModelSeries] = {}
         self.cpu = CpuShare()
@@ -144,8 +146,15 @@ class PrometheusMetrics:
                 figures[name] = value
         self.device_utilization = figures
 
+    async def _refresh_claims(self) -> None:
+        try:
+            self.oldest_claim_age_s = await self.runtime.db.oldest_open_claim_age_s()
+        except Exception as exc:  # noqa: BLE001 - a scrape must work while the database is down
+            log.warning("metrics: could not read the oldest unanswered claim: %s", exc)
+
     async def render(self) -> bytes:
         await self.refresh()
+        await self._refresh_claims()
         return generate_latest(self.registry)
 
 
@@ -189,6 +198,7 @@ class _StateCollector:
                                 value=request_log.pending)
         yield CounterMetricFamily("bankbot_request_log_dropped", "Request rows dropped while the database "
                                   "was unreachable", value=request_log.dropped)
+        yield from _claim_metrics(claims_of(self.metrics.runtime), self.metrics.oldest_claim_age_s)
 
 
     def _model_gauges(self) -> Iterator[Metric]:
@@ -215,6 +225,24 @@ class _StateCollector:
             if figures.get("answer_cache_hit_rate") is not None:
                 cache.add_metric([name], figures["answer_cache_hit_rate"])
         yield from (utilization, cache)
+
+
+def _claim_metrics(book: Any, oldest_age_s: float) -> Iterator[Metric]:
+    """Durable claims (bot/conversation/durable.py): this replica's take-overs, late answers and give-ups, and
+    the age of the oldest question no replica has answered yet."""
+    yield CounterMetricFamily("bankbot_claims_taken_over", "Questions of a replica that died (lease expired) this "
+                              "replica took over", value=book.taken_over)
+    yield CounterMetricFamily("bankbot_claims_late_answers", "Questions answered after a take-over",
+                              value=book.late_answers)
+    yield CounterMetricFamily("bankbot_claims_given_up", "Questions older than ANSWER_GIVE_UP_S that got the "
+                              "'sorry for the delay, please ask again' message instead of an answer",
+                              value=book.give_ups)
+    yield CounterMetricFamily("bankbot_claims_already_posted", "Take-overs that found the answer already posted "
+                              "and did not post it again", value=book.already_posted)
+    yield GaugeMetricFamily("bankbot_claims_held", "Questions this replica is answering now (leases it holds)",
+                            value=len(book.held))
+    yield GaugeMetricFamily("bankbot_oldest_unanswered_claim_age_seconds", "Age of the oldest acknowledged "
+                            "question not answered yet, across replicas (0: none)", value=oldest_age_s)
 
 
 def _benchmark_gauges(run: dict[str, Any] | None) -> Iterator[Metric]:
