@@ -44,7 +44,12 @@ def parse_since(text: str) -> timedelta:
     match = re.fullmatch(r"(\d+)([mhd])", text.strip())
     if not match:
         raise ValueError(f"--since {text!r}: use e.g. 30m, 24h or 7d")
-    return timedelta(**{{"m": "minutes", "h": "hours", "d": "days"}[match.group(2)]: int(match.group(1))})
+    try:
+        window = timedelta(**{{"m": "minutes", "h": "hours", "d": "days"}[match.group(2)]: int(match.group(1))})
+        datetime.now(UTC) - window  # noqa: B018 - before year 1 overflows
+    except OverflowError:
+        raise ValueError(f"--since {text!r} is too long ago") from None
+    return window
 
 
 def cmd_route_show(args, settings: Settings) -> int:

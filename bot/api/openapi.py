@@ -132,7 +132,7 @@ def openapi_spec(max_prompt_chars: int, version_pattern: str) -> dict[str, Any]:
                                                "description": "the server's ADMIN_API_TOKEN"},
                                 "metricsToken": {"type": "http", "scheme": "bearer",
                                                  "description": "the server's METRICS_TOKEN"}},
-            "schemas": _schemas(max_prompt_chars),
+            "schemas": _schemas(max_prompt_chars) | {"RoutingPolicy": _policy_schema(version_pattern)},
         },
     }
 
@@ -170,13 +170,6 @@ def _schemas(max_prompt_chars: int) -> dict[str, Any]:
         "CanaryResult": {"type": "object", "required": ["ok", "active_model", "canary"], "properties": {
             "ok": {"type": "boolean"}, "active_model": {"type": "string"},
             "canary": {"type": "object", "properties": {"model": {"type": "string"}, "percent": {"type": "number"}}}}},
-        "RoutingPolicy": {"type": "object", "properties": {
-            "canary": {"type": "object", "nullable": True, "required": ["model", "percent"], "properties": {
-                "model": {"type": "string"}, "percent": {"type": "number"}}},
-            "shadow": {"type": "object", "nullable": True, "required": ["model"], "properties": {
-                "model": {"type": "string"}, "percent": {"type": "number"}}},
-            "escalation": {"type": "object", "nullable": True, "required": ["model", "threshold"], "properties": {
-                "model": {"type": "string"}, "threshold": {"type": "number"}, "out_of_scope": {"type": "boolean"}}}}},
         "Routing": {"type": "object", "required": ["active_model", "policy", "budgets"], "properties": {
             "active_model": {"type": "string"}, "policy": {"$ref": "#/components/schemas/RoutingPolicy"},
             "budgets": {"type": "object", "additionalProperties": {"type": "object", "properties": {
@@ -198,3 +191,19 @@ def _schemas(max_prompt_chars: int) -> dict[str, Any]:
                 "healthy": {"type": "boolean"}, "reason": {"type": "string"}, "latency_ms": NUMBER_OR_NULL}},
             "database": {"type": "string", "enum": ["ok", "unreachable"]}}},
     }
+
+
+def _policy_schema(version_pattern: str) -> dict[str, Any]:
+    """The routing policy as PUT /routing takes it; absent or null parts are off."""
+    model = {"type": "string", "pattern": version_pattern}
+    share = {"type": "number", "minimum": 0, "exclusiveMinimum": True, "maximum": 100}
+
+    def part(required: list[str], **properties: Any) -> dict[str, Any]:
+        return {"type": "object", "nullable": True, "additionalProperties": False, "required": required,
+                "properties": {"model": model, **properties}}
+
+    return {"type": "object", "properties": {
+        "canary": part(["model", "percent"], percent=share | {"exclusiveMaximum": True}),
+        "shadow": part(["model"], percent=share),
+        "escalation": part(["model", "threshold"], threshold={"type": "number", "minimum": 0, "maximum": 1},
+                           out_of_scope={"type": "boolean"})}}

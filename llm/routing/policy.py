@@ -54,7 +54,9 @@ class RoutingPolicy:
             if not isinstance(data, dict):
                 raise TypeError("a JSON object is expected")
             parts = {"canary": Canary, "shadow": Shadow, "escalation": Escalation}
-            values = {key: (kind(**data[key]) if data.get(key) else None) for key, kind in parts.items()}
+            if any(data.get(key) is not None and not isinstance(data[key], dict) for key in parts):
+                raise TypeError("canary, shadow and escalation are objects or null")
+            values = {key: (kind(**data[key]) if data.get(key) is not None else None) for key, kind in parts.items()}
             policy = cls(**values, extra={k: v for k, v in data.items() if k not in parts})
             policy.check()
         except (TypeError, ValueError) as exc:
