@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from bot.warmup import Warmup
 
 log = logging.getLogger(__name__)
+SHADOW_DRAIN_S = 0.5  # at shutdown, shadow calls in flight get this long to finish and record their rows
 USER_HASH_SALT_KEY = "user_hash_salt"  # settings row holding the generated salt when USER_HASH_SALT is unset
 
 
@@ -97,11 +98,15 @@ class Runtime:
 
     async def aclose(self, *, flush_budget_s: float | None = None) -> None:
         """Shut down in the order that loses nothing: the background warm-up first (a training subprocess is
-        stopped), then the request log is flushed (within `flush_budget_s`), and only then are the models closed
-        (a vLLM engine can take long to stop) and the database's connections released."""
+        stopped), shadow calls in flight briefly, then the request log is flushed (within `flush_budget_s`), and
+        only then are the models closed (a vLLM engine can take long to stop) and the database's connections
+        released."""
         try:
             if self.warmup is not None:
                 await self.warmup.aclose()
+            # shadow calls still running get a share of the budget, so their rows reach the log; then cancelled
+            await self.pipeline.drain_shadows(SHADOW_DRAIN_S if flush_budget_s is None
+                                              else min(SHADOW_DRAIN_S, flush_budget_s / 4))
         finally:
             try:
                 await self._flush_request_log(flush_budget_s)
