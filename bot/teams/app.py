@@ -29,10 +29,13 @@ from microsoft_agents.hosting.core import (
 )
 from yarl import URL
 
+from bot.conversation.actions import ActionEvent, Do
 from bot.conversation.core import ConversationCore, Message
+from bot.conversation.dialogue import Dialogue
 from bot.conversation.messages import apology
 from bot.inflight import Work
 from bot.teams import chains
+from bot.teams import dialogue_cards as cards
 from bot.teams.channel import TeamsChannel
 from bot.teams.commands import TeamsCommands, parse_command
 from bot.teams.config import anonymous_allowed
@@ -112,15 +115,23 @@ class TeamsFrontEnd:
             log.warning("Teams activity from tenant %s ignored: not in TEAMS_ALLOWED_TENANTS", tenant)
             return
         kind = activity.conversation.conversation_type or "personal"
+        sender = activity.from_property
+        where = cards.conversation_key(activity.conversation.id)
+        link = cards.conversation_link(activity.conversation.id, activity.id, tenant)
+        if activity.value is not None:  # a click on one of our cards (Action.Submit), anywhere
+            event = cards.event_of(activity.value, sender.aad_object_id or sender.id, where, link)
+            if event is not None and self._may(event):
+                self.work.spawn(self.act(context.identity, activity.model_copy(deep=True), event, kind),
+                                name=f"teams-action-{activity.id}")
+            return
         mentioned = any(m.mentioned and m.mentioned.id == activity.recipient.id
                         for m in TurnContext.get_mentions(activity))
         text = strip_mention(TurnContext.remove_recipient_mention(activity) if mentioned else activity.text)
         if kind != "personal" and not mentioned:  # a channel follow-up, delivered under ChannelMessage.Read.Group
             if kind != "channel" or not await chains.answered_in(self.runtime.db, activity.conversation.id):
                 return
-        sender = activity.from_property
-        incoming = Message(source="teams", user=sender.aad_object_id or sender.id, text=text,
-                           delivery=f"teams:{activity.conversation.id}:{activity.id}")
+        incoming = Message(source="teams", user=sender.aad_object_id or sender.id, text=text, conversation=where,
+                           link=link, delivery=f"teams:{activity.conversation.id}:{activity.id}")
         self.work.spawn(self.answer(context.identity, activity.model_copy(deep=True), incoming, kind),
                         name=f"teams-answer-{activity.id}")
 
@@ -133,11 +144,35 @@ class TeamsFrontEnd:
 
         async def turn(context: TurnContext) -> None:
             if command is None:
-                await self.core.handle(incoming, TeamsChannel(context, kind))
+                await self.core.handle(incoming, self.channel(context, kind))
                 if kind == "channel":
                     await chains.mark_answered(self.runtime.db, activity.conversation.id)
             elif await self.core.claim(incoming.delivery):
                 await self.commands.run(context, incoming.user, *command)
+
+        await self.adapter.continue_conversation_with_claims(identity, activity, turn)
+
+    def channel(self, context: TurnContext, kind: str) -> TeamsChannel:
+        return TeamsChannel(context, kind, self.runtime.settings.teams_handoff_conversation)
+
+    def _may(self, event: ActionEvent) -> bool:
+        """"Take it" and "Resolved" count only from TEAMS_HANDOFF_CONVERSATION (a channel's threads included)."""
+        if event.do not in (Do.TAKE, Do.RESOLVE):
+            return True
+        handoff = self.runtime.settings.teams_handoff_conversation
+        allowed = bool(handoff) and event.conversation.partition(";")[0] == cards.conversation_key(handoff)
+        if not allowed:
+            log.warning("Teams %s of case %s ignored: not from the hand-off conversation", event.do, event.value)
+        return allowed
+
+    async def act(self, identity: Any, activity: Activity, event: ActionEvent, kind: str) -> None:
+        """A click, in a proactive turn continuing the clicked message's conversation: replies go there."""
+        if not self.validator.is_allowed(activity.service_url):
+            log.warning("Teams click not handled: serviceUrl %s is not allowed", activity.service_url)
+            return
+
+        async def turn(context: TurnContext) -> None:
+            await Dialogue(self.core).on_action(event, self.channel(context, kind))
 
         await self.adapter.continue_conversation_with_claims(identity, activity, turn)
 

@@ -1,6 +1,8 @@
 """The conversation core's Channel for one Teams message: a typing indicator while the model works, long answers
 streamed through the SDK's StreamingResponse in 1:1 chats (Teams streams nowhere else), everything else sent as
-messages split under Teams' size limit, in the message's reply chain."""
+messages split under Teams' size limit, in the message's reply chain. A reply's buttons and feedback controls
+ride on its (last) message as an Adaptive Card (bot/teams/dialogue_cards.py); hand-off cases go to
+TEAMS_HANDOFF_CONVERSATION."""
 
 from __future__ import annotations
 
@@ -9,12 +11,14 @@ import json
 import re
 from contextlib import asynccontextmanager
 
-from microsoft_agents.activity import Activity
+from microsoft_agents.activity import Activity, ConversationAccount
 from microsoft_agents.hosting.core import ClaimsIdentity, TurnContext
 from microsoft_agents.hosting.core.app import TypingIndicator, TypingOptions
+from microsoft_agents.hosting.core.connector import ConnectorClientBase
 
 from bot.conversation.core import Reply
 from bot.conversation.sweeper import resume
+from bot.teams import dialogue_cards as cards
 from bot.teams.format import TEXT_LIMIT, answer_texts, escape, footer_line, message
 
 TYPING = TypingOptions(initial_delay_ms=0, interval_ms=3000)  # at once, then while the model works
@@ -23,9 +27,10 @@ STREAM_CHUNK = 400  # characters per queued chunk; the SDK merges what is queued
 
 
 class TeamsChannel:
-    def __init__(self, context: TurnContext, conversation_type: str):
+    def __init__(self, context: TurnContext, conversation_type: str, handoff_conversation: str | None = None):
         self.context = context
         self.personal = conversation_type == "personal"
+        self.handoff_conversation = handoff_conversation  # TEAMS_HANDOFF_CONVERSATION
 
     @asynccontextmanager
     async def working(self):
@@ -34,12 +39,43 @@ class TeamsChannel:
 
     async def send(self, reply: Reply) -> str | None:
         """Returns the id of the first activity sent (the durable claim records it)."""
+        controls = cards.controls_card(reply.actions, reply.feedback_id)
         if not reply.is_answer:
-            return _id(await self.context.send_activity(message(escape(reply.text), reply.suggestions)))
-        if reply.stream and self.personal and await self._stream(reply):
+            return _id(await self.context.send_activity(_with(message(escape(reply.text), reply.suggestions),
+                                                              controls)))
+        if reply.stream and self.personal and await self._stream(reply, controls):
             return getattr(self.context.streaming_response, "_stream_id", None) or "streamed"
-        ids = [_id(await self.context.send_activity(message(text))) for text in answer_texts(reply.text, reply.footer)]
+        texts = answer_texts(reply.text, reply.footer)
+        ids = [_id(await self.context.send_activity(_with(message(text), controls if n == len(texts) - 1 else None)))
+               for n, text in enumerate(texts)]
         return next((i for i in ids if i), None)
+
+    async def post_case(self, case) -> str | None:
+        """A hand-off case in TEAMS_HANDOFF_CONVERSATION; returns "<conversation>|<activity id>", or None without
+        a destination."""
+        conversation = self.handoff_conversation
+        if not conversation:
+            return None
+        activity = cards.case_activity(case)
+        activity.conversation = ConversationAccount(id=conversation)
+        activity.from_property = self.context.activity.recipient
+        response = await self._conversations().send_to_conversation(conversation, activity)
+        return f"{conversation}|{response.id}"
+
+    async def update_case(self, ref: str | None, case) -> None:
+        conversation, _, activity_id = (ref or "").rpartition("|")
+        if conversation and activity_id:
+            activity = cards.case_activity(case)
+            activity.id = activity_id
+            activity.conversation = ConversationAccount(id=conversation)
+            await self._conversations().update_activity(conversation, activity_id, activity)
+
+    async def ask_feedback_reason(self, request_id: str) -> None:
+        """The reason card, to the person who gave the thumbs-down only."""
+        await send_private(self.context, _with(message(""), cards.reason_card(request_id)))
+
+    def _conversations(self):
+        return self.context.services.get(ConnectorClientBase).conversations
 
     def reference(self) -> dict:
         """Where to answer, kept with the durable claim: the conversation reference without the message's
@@ -53,7 +89,7 @@ class TeamsChannel:
                 "kind": "personal" if self.personal else (self.context.activity.conversation.conversation_type
                                                           or "personal")}
 
-    async def _stream(self, reply: Reply) -> bool:
+    async def _stream(self, reply: Reply, controls: dict | None = None) -> bool:
         """False when the whole answer cannot be one final message (it is then split and sent instead)."""
         text = escape(reply.text)
         tail = f"\n\n{footer_line(reply.footer)}" if reply.footer else ""
@@ -65,8 +101,16 @@ class TeamsChannel:
             await asyncio.sleep(0)  # the SDK's sender takes the chunk; what follows merges until its next send
         if tail:
             stream.queue_text_chunk(tail)
+        if controls:
+            stream.set_attachments([cards.attachment(controls)])
         await stream.end_stream()
         return True
+
+
+def _with(activity: Activity, card: dict | None) -> Activity:
+    if card:
+        activity.attachments = [cards.attachment(card)]
+    return activity
 
 
 def _id(response) -> str | None:
@@ -83,7 +127,8 @@ async def resume_question(claim, front_end) -> None:
     identity = ClaimsIdentity(where.get("claims") or {}, where.get("auth"))
 
     async def turn(context: TurnContext) -> None:
-        await resume(front_end.core, claim, TeamsChannel(context, where.get("kind", "personal")))
+        await resume(front_end.core, claim, TeamsChannel(context, where.get("kind", "personal"),
+                                                         front_end.runtime.settings.teams_handoff_conversation))
 
     await front_end.adapter.continue_conversation_with_claims(identity, activity, turn)
 
