@@ -5,7 +5,8 @@ from __future__ import annotations
 import abc
 import asyncio
 import time
-from dataclasses import asdict, dataclass, field
+from collections.abc import AsyncIterator
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, ClassVar
 
 from llm.metrics import ModelMetrics
@@ -95,6 +96,40 @@ class ModelAdapter(abc.ABC):
             raise
         self.metrics.record(result)
         return result
+
+    async def _stream(self, prompt: str) -> AsyncIterator[str | GenerationResult]:
+        """Text deltas as the model writes them, then the GenerationResult, whose text is the deltas joined.
+        A model without streaming sends its whole answer as one delta."""
+        result = await self._generate(prompt)
+        yield result.text
+        yield result
+
+    async def stream(self, prompt: str, *, record: bool = True) -> AsyncIterator[str | GenerationResult]:
+        """Answer one prompt as it is written: text deltas, then the GenerationResult (extra["ttft_ms"]: time
+        to the first delta). Only deltas the customer may see are yielded (LLMs check each sentence first)."""
+        started = time.perf_counter()
+        ttft_ms: float | None = None
+        try:
+            async for item in self._stream(prompt):
+                if isinstance(item, GenerationResult):
+                    ttft = ttft_ms if ttft_ms is not None else (time.perf_counter() - started) * 1000
+                    result = replace(item, extra=item.extra | {"ttft_ms": round(ttft, 3), "streamed": True})
+                    if record:
+                        self.metrics.record(result)
+                    yield result
+                    return
+                if ttft_ms is None and item:
+                    ttft_ms = (time.perf_counter() - started) * 1000
+                yield item
+        except (asyncio.CancelledError, GeneratorExit):
+            if record:
+                self.metrics.record_error((time.perf_counter() - started) * 1000, "cancelled")
+            raise
+        except Exception as exc:
+            if record:
+                self.metrics.record_error((time.perf_counter() - started) * 1000, type(exc).__name__)
+            raise
+        raise RuntimeError(f"{self.name}: the stream ended without a result")
 
     async def health_check(self) -> HealthStatus:
         """Runs one real inference, bounded by the model's timeout; subclasses may first check prerequisites."""

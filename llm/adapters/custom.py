@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -21,6 +23,7 @@ import torch
 
 from llm.adapters.base import OUT_OF_SCOPE, GenerationResult, ModelAdapter
 from llm.config import LLMSettings
+from llm.context import is_follow_up, recent_intent
 from llm.custom.answer_cache import AnswerCache, CachedAnswer
 from llm.custom.batcher import MicroBatcher
 from llm.custom.calibration import load_calibration
@@ -140,6 +143,10 @@ class CustomTransformerAdapter(ModelAdapter):
         served, queue_ms = await self._batcher.submit_timed(without_personal_data(prompt))
         intent, answer = served.intent, served.answer
         divergence = False
+        follow_up = self._follow_up(prompt) if answer is None and self.answer_cache is not None else None
+        if follow_up is not None:  # a short follow-up it cannot place: the conversation's intent a moment ago
+            intent = Intent(follow_up, intent.confidence, intent.prompt_tokens)
+            answer = self.answer_cache.answers([follow_up])[0][0]
         if answer is None:
             label, text = OUT_OF_SCOPE, self.kb.out_of_scope_answer
             completion_tokens = self.predictor.max_label_tokens  # the label it decoded, no answer
@@ -171,8 +178,33 @@ class CustomTransformerAdapter(ModelAdapter):
                 "queue_ms": round(queue_ms, 3),  # waiting for its batch (behind live traffic, for a benchmark)
                 "predicted_intent": intent.label,  # the best label even when below the threshold
                 "oos_threshold": self.predictor.meta.oos_threshold,
+                **({"context_intent": follow_up} if follow_up is not None else {}),
             },
         )
+
+    def _follow_up(self, prompt: str) -> str | None:
+        """The intent of the conversation's latest turn, for a short follow-up below the threshold."""
+        intent = recent_intent() if is_follow_up(prompt) else None
+        return intent if intent is not None and self.kb is not None and intent in self.kb.intents else None
+
+    async def _stream(self, prompt: str) -> AsyncIterator[str | GenerationResult]:
+        """The answer's tokens one by one, as its token loop wrote them (decoded piece by piece), then the result;
+        the pieces joined are the result's text."""
+        result = await self._generate(prompt)
+        for piece in self._pieces(result.text):
+            yield piece
+            await asyncio.sleep(0)  # one piece per turn of the loop, as a token loop hands them out
+        yield result
+
+    def _pieces(self, text: str) -> list[str]:
+        tok = self.predictor.tok if self.predictor is not None else None
+        if tok is not None:
+            ids = tok.encode(text)
+            decoded = [tok.decode(ids[: i + 1]) for i in range(len(ids))]
+            pieces = [b[len(a):] for a, b in zip(["", *decoded], decoded, strict=False)]
+            if "".join(pieces) == text and all(decoded[i].startswith(decoded[i - 1]) for i in range(1, len(ids))):
+                return [p for p in pieces if p]
+        return re.findall(r"\S+\s*|\s+", text)  # the tokenizer does not round-trip this text: word pieces
 
     def get_metrics(self) -> dict[str, Any]:
         batcher = self._batcher

@@ -17,6 +17,7 @@ import torch
 
 from llm.adapters.base import OUT_OF_SCOPE, GenerationResult, ModelAdapter
 from llm.config import LLMSettings
+from llm.context import is_follow_up, recent_intent
 from llm.custom.batcher import MicroBatcher
 from llm.encoder.checkpoint import TRAIN_HINT, checkpoint_exists
 from llm.encoder.predictor import EncoderIntent, EncoderPredictor
@@ -77,6 +78,11 @@ class EncoderAdapter(ModelAdapter):
         intent = await self._batcher.submit(strip_personal_data(prompt) or prompt)
         threshold = self.predictor.meta.oos_threshold
         label = intent.label if intent.confidence >= threshold else OUT_OF_SCOPE
+        follow_up = recent_intent() if label == OUT_OF_SCOPE and is_follow_up(prompt) else None
+        if follow_up is not None and follow_up in self.kb.intents:  # a short follow-up it cannot place alone
+            label = follow_up
+        else:
+            follow_up = None
         return GenerationResult(
             text=self.kb.answer(label),
             intent=label,
@@ -94,6 +100,7 @@ class EncoderAdapter(ModelAdapter):
                 "batch_size": intent.batch_size,
                 "predicted_intent": intent.label,  # the best label even when below the threshold
                 "oos_threshold": threshold,
+                **({"context_intent": follow_up} if follow_up is not None else {}),
             },
         )
 
