@@ -199,6 +199,23 @@ async def test_adapter_says_out_of_scope_for_non_banking_text(trained):
         await adapter.aclose()
 
 
+async def test_adapter_offers_its_two_best_intents_with_calibrated_probabilities(trained):
+    """extra["top_intents"]: the answer's intent at its confidence, then the runner-up on the same softmax."""
+    out, _ = trained
+    adapter = _adapter(out)
+    try:
+        result = await adapter.generate("I am still waiting on my card?")
+        outside = await adapter.generate(NOT_BANKING[0])
+        (first, p1), (second, p2) = result.extra["top_intents"]
+        assert (first, p1) == (result.intent, pytest.approx(result.confidence))
+        assert second in INTENTS and second != first and 0 < p2 <= p1 and p1 + p2 <= 1 + 1e-6
+        expected = adapter.predictor.classify(["I am still waiting on my card?"])[0]  # the adapter's temperature
+        assert expected.runner_up == (second, pytest.approx(p2, abs=1e-5))
+        assert "top_intents" not in outside.extra  # out of scope: nothing to clarify between
+    finally:
+        await adapter.aclose()
+
+
 async def test_adapter_batches_concurrent_requests(trained):
     out, _ = trained
     adapter = _adapter(out)

@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
 
 os.environ["HF_HUB_OFFLINE"] = "1"  # before transformers / huggingface_hub read it
 
@@ -82,6 +83,24 @@ async def test_the_adapter_answers_from_the_knowledge_base_and_rejects_non_banki
     assert result.extra["tokenize_ms"] >= 0 and result.extra["model_ms"] > 0
     assert [r.intent for r in others] == [OUT_OF_SCOPE] * len(NOT_BANKING)
     assert {r.text for r in others} == {kb.out_of_scope_answer}
+
+
+async def test_the_adapter_offers_its_two_best_intents_with_calibrated_probabilities(trained, monkeypatch):
+    _, models = trained
+    monkeypatch.setenv("MODEL_DIR", str(models))
+    adapter = EncoderAdapter(LLMSettings())
+    try:
+        result = await adapter.generate("my card still hasn't arrived")
+        outside = await adapter.generate(NOT_BANKING[0])
+        logits, _ = adapter.predictor.logits(["my card still hasn't arrived"])
+    finally:
+        await adapter.aclose()
+    (first, p1), (second, p2) = result.extra["top_intents"]
+    assert (first, p1) == (result.intent, pytest.approx(result.confidence)) and result.intent == "card_arrival"
+    probs = torch.softmax(logits[0] / adapter.predictor.meta.temperature, dim=-1)
+    ranked = probs.argsort(descending=True)
+    assert second == adapter.predictor.meta.labels[int(ranked[1])] and p2 == pytest.approx(float(probs[ranked[1]]))
+    assert "top_intents" not in outside.extra  # out of scope: nothing to clarify between
 
 
 async def test_concurrent_requests_share_batches_and_personal_data_never_reaches_the_model(trained, monkeypatch):

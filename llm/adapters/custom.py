@@ -179,6 +179,8 @@ class CustomTransformerAdapter(ModelAdapter):
                 "predicted_intent": intent.label,  # the best label even when below the threshold
                 "oos_threshold": self.predictor.meta.oos_threshold,
                 **({"context_intent": follow_up} if follow_up is not None else {}),
+                **({"top_intents": [[intent.label, intent.confidence], list(intent.runner_up)]}
+                   if intent.runner_up and label == intent.label and follow_up is None else {}),  # clarify.py
             },
         )
 

@@ -101,6 +101,8 @@ class EncoderAdapter(ModelAdapter):
                 "predicted_intent": intent.label,  # the best label even when below the threshold
                 "oos_threshold": threshold,
                 **({"context_intent": follow_up} if follow_up is not None else {}),
+                **({"top_intents": [[intent.label, intent.confidence], list(intent.runner_up)]}
+                   if intent.runner_up and label == intent.label else {}),  # in scope: what a clarification offers
             },
         )
 

@@ -26,6 +26,7 @@ class Intent:
     label: str  # one of the checkpoint's labels; never out_of_scope (the threshold is the caller's)
     confidence: float  # the label's probability under the constraint
     prompt_tokens: int
+    runner_up: tuple[str, float] | None = None  # the second most likely label and its probability, same scale
 
 
 @dataclass(frozen=True)
@@ -99,6 +100,15 @@ class _Decoder:
         self.next_pos = self.next_pos + (1 if fed is None else fed.long())
 
 
+def _runner_up(label_logits: torch.Tensor, labels: tuple[str, ...]) -> list[tuple[str, float] | None]:
+    """Each row's second most likely label and its probability (one token per label: the softmax over the label
+    tokens is the constrained distribution, temperature included)."""
+    if label_logits.size(-1) < 2:
+        return [None] * label_logits.size(0)
+    p, i = torch.softmax(label_logits.float(), dim=-1).topk(2, dim=-1)
+    return [(labels[int(j)], float(q)) for j, q in zip(i[:, 1], p[:, 1], strict=True)]
+
+
 class Predictor:
     def __init__(
         self, model: GPT, tokenizer: BankTokenizer, meta: CheckpointMeta, ngrams: NgramIntentModel | None = None
@@ -139,6 +149,7 @@ class Predictor:
             dec.logits[:, self.label_ids] = mixed_logits(dec.logits[:, self.label_ids], wide, self.ngrams.mix)
         if self.temperature != 1.0:
             dec.logits[:, self.label_ids] /= self.temperature
+        runner_up = _runner_up(dec.logits[:, self.label_ids], self.labels) if self.max_label_tokens == 1 else [None] * B
         prefixes: list[list[int]] = [[] for _ in range(B)]
         confidence = torch.ones(B)
         while True:
@@ -148,9 +159,8 @@ class Predictor:
                 break
             dec.step(torch.tensor(chosen), torch.tensor([c >= 0 for c in chosen]))
         indices = [self.trie.label_at[tuple(p)] for p in prefixes]
-        intents = [
-            Intent(self.labels[i], float(c), len(q)) for i, c, q in zip(indices, confidence, prompts, strict=True)
-        ]
+        intents = [Intent(self.labels[i], float(c), len(q), r)
+                   for i, c, q, r in zip(indices, confidence, prompts, runner_up, strict=True)]
         return intents, [p[-1] for p in prefixes], torch.tensor(indices)
 
     @torch.inference_mode()

@@ -33,6 +33,7 @@ class EncoderIntent:
     tokenize_ms: float  # the whole batch's tokenisation
     model_ms: float  # the whole batch's encoder, head and n-gram model
     batch_size: int
+    runner_up: tuple[str, float] | None = None  # the second most likely label and its calibrated probability
 
 
 def bf16_supported() -> bool:
@@ -79,10 +80,19 @@ class EncoderPredictor:
         started = time.perf_counter()
         rows = tokenize(self.tokenizer, texts, self.meta.max_length)
         tokenized = time.perf_counter()
-        confidence, index = calibrated(self._mixed(self._head_logits(rows), texts), self.meta.temperature)
+        logits = self._mixed(self._head_logits(rows), texts)
+        confidence, index = calibrated(logits, self.meta.temperature)
+        second = self._runner_up(logits)
         done = time.perf_counter()
         tokenize_ms, model_ms = (tokenized - started) * 1000, (done - tokenized) * 1000
         return [
-            EncoderIntent(self.meta.labels[int(i)], float(c), len(row), tokenize_ms, model_ms, len(texts))
-            for c, i, row in zip(confidence, index, rows, strict=True)
+            EncoderIntent(self.meta.labels[int(i)], float(c), len(row), tokenize_ms, model_ms, len(texts), r)
+            for c, i, row, r in zip(confidence, index, rows, second, strict=True)
         ]
+
+    def _runner_up(self, logits: torch.Tensor) -> list[tuple[str, float] | None]:
+        """Each row's second label and its probability under the same calibrated softmax."""
+        if logits.size(-1) < 2:
+            return [None] * logits.size(0)
+        p, i = torch.softmax(logits.float() / self.meta.temperature, dim=-1).topk(2, dim=-1)
+        return [(self.meta.labels[int(j)], float(q)) for j, q in zip(i[:, 1], p[:, 1], strict=True)]
