@@ -29,6 +29,7 @@ class LLMSettings(BaseSettings):
     breaker_cooldown_s: float = 30.0  # how long an open circuit skips the model
     max_prompt_chars: int = 4000  # longer prompts are refused before any model sees them
     benchmark_log: Path = Path("benchmark_results.jsonl")  # one JSON line per benchmark run
+    answer_style: str = "grounded"  # LLMs (gemini, qlora): grounded (their own words, checked) | knowledge_base
 
     # Gemini (cloud)
     gemini_api_key: str | None = None
@@ -76,6 +77,13 @@ class LLMSettings(BaseSettings):
             resolve_model_name(value)
         except ValueError as exc:
             raise ValueError(f"LLM_MODEL_VERSION: {exc}") from None
+        return value
+
+    @field_validator("answer_style")
+    @classmethod
+    def _known_style(cls, value: str) -> str:
+        if value not in ("grounded", "knowledge_base"):
+            raise ValueError(f"ANSWER_STYLE={value!r}: allowed values are grounded, knowledge_base")
         return value
 
     @field_validator("qlora_backend")

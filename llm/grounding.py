@@ -197,6 +197,56 @@ def ground(model_answer: str, intent: str, entry: str, question: str, style: str
     return entry, base | {"grounding": "rejected", "grounding_reason": verdict.reason, "answer_source": KNOWLEDGE_BASE}
 
 
+class StreamedAnswer:
+    """A model's answer streamed to a customer: deltas in, the text the customer may see out.
+
+    Grounded style: each completed sentence that passes the guard goes out; at the first that fails, nothing more
+    of the model's goes out, and the entry follows what was sent (alone, when nothing was). Knowledge-base style:
+    the entry goes out at once, as soon as the intent is known."""
+
+    def __init__(self, intent: str, entry: str, question: str, style: str = GROUNDED):
+        self.intent, self.entry, self.style = intent, entry, style
+        self.guard = SentenceGuard(entry, question) if style == GROUNDED else None
+        self.shown: list[str] = []
+        self.model_answer = ""
+
+    def start(self) -> list[str]:
+        return self._show([self.entry]) if self.guard is None else []
+
+    def feed(self, delta: str) -> list[str]:
+        self.model_answer += delta
+        if self.guard is None or self.guard.failed is not None:
+            return []
+        return self._show(self.guard.feed(delta)) + self._fallback()
+
+    def finish(self) -> list[str]:
+        if self.guard is None or self.guard.failed is not None:
+            return []
+        return self._show(self.guard.finish()) + self._fallback()
+
+    def _fallback(self) -> list[str]:
+        if self.guard is None or self.guard.failed is None:
+            return []
+        return self._show([f"\n\n{self.entry}" if self.text.strip() else self.entry])
+
+    def _show(self, pieces: list[str]) -> list[str]:
+        self.shown += pieces
+        return pieces
+
+    @property
+    def text(self) -> str:
+        return "".join(self.shown)
+
+    def extra(self) -> dict[str, Any]:
+        base = {"grounded_on": self.intent, "model_answer": self.model_answer}
+        if self.guard is None:
+            return base | {"grounding": "off", "answer_source": KNOWLEDGE_BASE}
+        if self.guard.failed is not None:
+            return base | {"grounding": "rejected", "grounding_reason": self.guard.failed.reason,
+                           "answer_source": KNOWLEDGE_BASE, "sentences_shown": len(self.guard.passed)}
+        return base | {"grounding": "passed", "answer_source": "model"}
+
+
 def _normalise(text: str) -> str:
     return re.sub(r"\s+", " ", text.lower().replace("’", "'")).strip()
 

@@ -12,8 +12,14 @@ knowledge-base answers, and asks for JSON: {"intent", "confidence", "answer"} (s
   intent is right. Log-probabilities are not used: the API's `avgLogprobs` averages over every token of the
   reply (mostly the answer text), so it says little about the intent; where present it is kept in
   `extra["avg_logprobs"]`.
-- The text the user sees is the knowledge-base answer of the predicted intent, as for the other models,
-  so Gemini cannot invent a fee or policy; Gemini's own wording is kept in `extra["model_answer"]`.
+- The text the user sees (ANSWER_STYLE=grounded, the default) is Gemini's own answer, written for the question,
+  once the faithfulness guard (llm/grounding.py) found every fact of it in the chosen intent's entry or the
+  question; otherwise, and with ANSWER_STYLE=knowledge_base, the entry. An out-of-scope message always gets the
+  knowledge base's out-of-scope answer. Gemini's wording is kept in `extra["model_answer"]`, the entry's intent in
+  `extra["grounded_on"]`.
+- Streaming (`stream`): generate_content_stream (SSE); the answer field is decoded as the JSON arrives and each
+  completed sentence is checked, then sent.
+- A conversation's earlier turns (llm/context.py), redacted, go before the new message.
 - Without GEMINI_API_KEY the model is unavailable ("no API key"); nothing is sent.
 """
 
@@ -21,15 +27,17 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import ClassVar
+from collections.abc import AsyncIterator
+from typing import Any, ClassVar
 
 import aiohttp
 from google import genai
 from google.genai import errors as genai_errors
 from google.genai import types
 
-from llm.adapters.base import GenerationResult, HealthStatus, ModelAdapter
+from llm.adapters.base import OUT_OF_SCOPE, GenerationResult, HealthStatus, ModelAdapter
 from llm.config import LLMSettings
+from llm.context import with_context
 from llm.errors import (
     AnswerRejectedError,
     ModelResponseError,
@@ -37,8 +45,10 @@ from llm.errors import (
     ModelUnavailableError,
 )
 from llm.gemini_prompt import parse_reply, response_schema, system_instruction
+from llm.grounding import GroundingCounts, StreamedAnswer, ground
 from llm.knowledge_base import KnowledgeBase, load_knowledge_base
 from llm.model_names import DEFAULT_VERSIONS
+from llm.partial_json import PartialString, string_field
 from llm.pricing import Price, price_for, price_table
 from llm.redact import redact_with_counts
 
@@ -70,7 +80,6 @@ class GeminiAdapter(ModelAdapter):
     retry_jitter_s: ClassVar[float] = 0.5  # random extra delay, 0..jitter seconds
     temperature: ClassVar[float] = 0.0  # classification: the most likely intent every time
     max_output_tokens: ClassVar[int] = 4096  # a reply is ~90 tokens, but 2.5 models' thinking counts too
-    answer_from_knowledge_base: ClassVar[bool] = True  # False: show Gemini's own wording instead
 
     @classmethod
     def servable_versions(cls, settings: LLMSettings) -> list[str]:
@@ -89,6 +98,7 @@ class GeminiAdapter(ModelAdapter):
         self.client: genai.Client | None = None
         self.kb: KnowledgeBase | None = None
         self.config: types.GenerateContentConfig | None = None
+        self.grounding = GroundingCounts()
 
     async def load(self) -> None:
         if not self.settings.gemini_api_key:
@@ -136,17 +146,61 @@ class GeminiAdapter(ModelAdapter):
         assert self.client is not None and self.kb is not None
         redacted, redactions = redact_with_counts(prompt)  # nothing personal leaves the host
         started = time.perf_counter()
-        response = await self._call(redacted)
+        response = await self._call(with_context(redacted))
         latency_ms = (time.perf_counter() - started) * 1000
 
         reply = parse_reply(_reply_text(response), self.kb.intents)
+        if reply.intent == OUT_OF_SCOPE:
+            text, grounding = self.kb.out_of_scope_answer, {"grounded_on": OUT_OF_SCOPE, "grounding": "off"}
+        else:
+            text, grounding = ground(reply.answer, reply.intent, self.kb.answer(reply.intent), redacted,
+                                     self.settings.answer_style)
+        return self._result(response, reply, text, grounding | {"redactions": redactions}, latency_ms)
+
+    async def _stream(self, prompt: str) -> AsyncIterator[str | GenerationResult]:
+        """Gemini's answer as it is written (generate_content_stream), sentence by sentence once checked."""
+        if self.client is None or self.kb is None:
+            await self.load()
+        assert self.client is not None and self.kb is not None
+        redacted, redactions = redact_with_counts(prompt)
+        started = time.perf_counter()
+        chunks = await self._open_stream(with_context(redacted))
+        raw, last, field, answer = "", None, PartialString("answer"), None
+        while (chunk := await self._next(chunks)) is not None:
+            last = chunk
+            raw += _chunk_text(chunk)
+            if answer is None and (intent := string_field(raw, "intent")) is not None:
+                if intent != OUT_OF_SCOPE and intent not in self.kb.intents:
+                    continue  # parse_reply rejects it at the end
+                entry = self.kb.answer(intent)
+                style = self.settings.answer_style if intent != OUT_OF_SCOPE else "knowledge_base"
+                answer = StreamedAnswer(intent, entry, redacted, style)
+                for piece in answer.start():
+                    yield piece
+            if answer is not None:
+                for piece in answer.feed(field.feed(raw)):
+                    yield piece
+        if last is None:
+            raise ModelResponseError(f"{self.model_id}: the stream ended without a chunk")
+        reply = parse_reply(raw, self.kb.intents)
+        if answer is None:  # the intent never parsed while streaming: a malformed reply, rejected above
+            raise ModelResponseError(f"{self.model_id}: no intent in the streamed reply")
+        for piece in answer.finish():
+            yield piece
+        extra = answer.extra() | {"redactions": redactions, "model_answer": reply.answer}
+        yield self._result(last, reply, answer.text, extra, (time.perf_counter() - started) * 1000)
+
+    def _result(self, response: types.GenerateContentResponse, reply: Any, text: str, extra: dict[str, Any],
+                latency_ms: float) -> GenerationResult:
+        assert self.kb is not None
+        self.grounding.count(extra)
         usage = response.usage_metadata or types.GenerateContentResponseUsageMetadata()
         prompt_tokens = usage.prompt_token_count or 0
         thoughts = usage.thoughts_token_count or 0
         completion_tokens = (usage.candidates_token_count or 0) + thoughts
-        candidate = response.candidates[0]  # present: _reply_text checked it
+        candidate = response.candidates[0] if response.candidates else None
         return GenerationResult(
-            text=self.kb.answer(reply.intent) if self.answer_from_knowledge_base else reply.answer,
+            text=text,
             intent=reply.intent,
             latency_ms=latency_ms,
             prompt_tokens=prompt_tokens,
@@ -160,21 +214,38 @@ class GeminiAdapter(ModelAdapter):
                 "model_id": response.model_version or self.model_id,
                 "model_answer": reply.answer,
                 "confidence_source": "model",
-                "avg_logprobs": candidate.avg_logprobs,
+                "avg_logprobs": candidate.avg_logprobs if candidate else None,
                 "thoughts_tokens": thoughts,
                 "cached_tokens": usage.cached_content_token_count or 0,
-                "redactions": redactions,
                 "knowledge_base": self.kb.version,
+                **extra,
             },
         )
+
+    def get_metrics(self) -> dict[str, Any]:
+        return {**super().get_metrics(), **self.grounding.snapshot()}
 
     async def _call(self, contents: str) -> types.GenerateContentResponse:
         """One generate_content call, retries included, within the per-call deadline."""
         assert self.client is not None
+        return await self._bounded(self.client.aio.models.generate_content(
+            model=self.model_id, contents=contents, config=self.config))
+
+    async def _open_stream(self, contents: str) -> AsyncIterator[types.GenerateContentResponse]:
+        """A generate_content_stream call (retries included until the stream opens)."""
+        assert self.client is not None
+        return await self._bounded(self.client.aio.models.generate_content_stream(
+            model=self.model_id, contents=contents, config=self.config))
+
+    async def _next(self, chunks: AsyncIterator[types.GenerateContentResponse]) -> Any:
+        """The stream's next chunk (None at its end), each within the per-call deadline."""
+        return await self._bounded(anext(chunks, None))
+
+    async def _bounded(self, call: Any) -> Any:
+        """`call` within GEMINI_TIMEOUT_S, its failures in the pipeline's terms."""
         try:
             async with asyncio.timeout(self.timeout_s):
-                return await self.client.aio.models.generate_content(
-                    model=self.model_id, contents=contents, config=self.config)
+                return await call
         except TimeoutError:
             raise ModelTimeoutError(f"no answer from {self.model_id} within {self.timeout_s:g}s") from None
         except genai_errors.APIError as exc:
@@ -188,6 +259,17 @@ class GeminiAdapter(ModelAdapter):
         if self.client is not None:
             await self.client.aio.aclose()
             self.client = None
+
+
+def _chunk_text(chunk: types.GenerateContentResponse) -> str:
+    """The text of one streamed chunk (thought parts aside); a blocked prompt is rejected."""
+    if not chunk.candidates:
+        feedback = chunk.prompt_feedback
+        if feedback and feedback.block_reason:
+            raise AnswerRejectedError(f"no answer: {feedback.block_reason}")
+        return ""
+    content = chunk.candidates[0].content
+    return "".join(p.text for p in (content.parts or []) if p.text and not p.thought) if content else ""
 
 
 def _reply_text(response: types.GenerateContentResponse) -> str:
