@@ -24,6 +24,8 @@ Your task, for each customer message:
 2. Answer with the knowledge-base answer of that intent. You may shorten it or adapt its wording to the
    question, but never add facts, fees, amounts, time limits or policies that the answer does not state.
 3. Give your confidence: the probability, from 0 to 1, that the intent you chose is the right one.
+4. If another intent from the list is also plausible, give the most likely one as runner_up_intent, with the
+   probability that it is the right one as runner_up_confidence. Leave both out when no other intent fits.
 
 Personal data was removed from the message before you received it and replaced by placeholders such as
 {PLACEHOLDERS}. Treat them as the customer's own details; never ask the customer to send them in the chat.
@@ -40,16 +42,20 @@ def system_instruction(kb: KnowledgeBase) -> str:
 
 
 def response_schema(kb: KnowledgeBase) -> types.Schema:
-    """{"intent": one of the 77 labels or "out_of_scope", "confidence": 0..1, "answer": text}."""
+    """{"intent": one of the 77 labels or "out_of_scope", "confidence": 0..1, "answer": text}, and optionally the
+    runner-up: "runner_up_intent", "runner_up_confidence" (after the answer, so streaming does not wait for it)."""
     return types.Schema(
         type=types.Type.OBJECT,
         properties={
             "intent": types.Schema(type=types.Type.STRING, enum=[*kb.intents, OUT_OF_SCOPE]),
             "confidence": types.Schema(type=types.Type.NUMBER, minimum=0.0, maximum=1.0),
             "answer": types.Schema(type=types.Type.STRING),
+            "runner_up_intent": types.Schema(type=types.Type.STRING, enum=list(kb.intents)),
+            "runner_up_confidence": types.Schema(type=types.Type.NUMBER, minimum=0.0, maximum=1.0),
         },
         required=["intent", "confidence", "answer"],
-        property_ordering=["intent", "confidence", "answer"],  # decide the intent before writing the answer
+        property_ordering=["intent", "confidence", "answer",  # decide the intent before writing the answer
+                           "runner_up_intent", "runner_up_confidence"],
     )
 
 
@@ -58,6 +64,14 @@ class Reply:
     intent: str  # one of the allowed labels
     confidence: float  # the model's own 0..1 estimate
     answer: str  # the model's answer text
+    runner_up: tuple[str, float] | None = None  # another plausible intent and its probability, when given
+
+    def top_intents(self) -> dict[str, list[list]]:
+        """{"top_intents": [[intent, p], [runner-up, p]]} for the result's extra (bot/conversation/clarify.py),
+        or {} without a runner-up."""
+        if self.runner_up is None:
+            return {}
+        return {"top_intents": [[self.intent, self.confidence], list(self.runner_up)]}
 
 
 def parse_reply(text: str | None, intents: Collection[str]) -> Reply:
@@ -78,7 +92,20 @@ def parse_reply(text: str | None, intents: Collection[str]) -> Reply:
         raise AnswerRejectedError(f"reply has no numeric confidence: {confidence!r}")
     if not isinstance(answer, str) or not answer.strip():
         raise AnswerRejectedError("reply has no answer text")
-    return Reply(intent, min(1.0, max(0.0, float(confidence))), answer.strip())
+    confidence = min(1.0, max(0.0, float(confidence)))
+    return Reply(intent, confidence, answer.strip(), _runner_up(data, intent, confidence, intents))
+
+
+def _runner_up(data: dict, intent: str, confidence: float, intents: Collection[str]) -> tuple[str, float] | None:
+    """The optional runner-up, read leniently: anything unusable (unknown, the same intent, no number, more
+    likely than the chosen one, an out-of-scope reply) is left out and never rejects the reply."""
+    other, p = data.get("runner_up_intent"), data.get("runner_up_confidence")
+    if intent == OUT_OF_SCOPE or other == intent or other not in intents:
+        return None
+    if isinstance(p, bool) or not isinstance(p, int | float) or not math.isfinite(p):
+        return None
+    p = min(1.0, max(0.0, float(p)))
+    return (other, p) if p <= confidence else None
 
 
 def estimated_tokens(text: str) -> int:

@@ -218,6 +218,7 @@ class GeminiAdapter(ModelAdapter):
                 "thoughts_tokens": thoughts,
                 "cached_tokens": usage.cached_content_token_count or 0,
                 "knowledge_base": self.kb.version,
+                **reply.top_intents(),  # the runner-up Gemini named, for a clarifying question
                 **extra,
             },
         )
