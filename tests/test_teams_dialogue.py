@@ -148,7 +148,7 @@ async def test_feedback_is_stored_once_per_user_and_answer_and_the_reason_card_s
         await click(h, answer, "👍 Helpful")
         await h.settled()
         [row] = await rows(h, Feedback)
-        assert row["positive"] is True and row["source"] == "teams"
+        assert (row["positive"], row["source"], row["arm"]) == (True, "teams", "served")  # the router's arm
         assert (row["model"], row["intent"], row["confidence"]) == ("custom", "card_arrival", 0.93)
 
         await click(h, answer, "👎 Not helpful")

@@ -68,7 +68,7 @@ class Dialogue:
         result = reply.result
         pair = clarify.close_pair(result, self.settings.clarify_margin)
         turn |= {"request_id": result.request_id, "model": result.model, "intent": result.intent,
-                 "confidence": result.confidence, "arm": (result.extra or {}).get("route_arm"),
+                 "confidence": result.confidence, "arm": (result.extra or {}).get("arm"),  # the router's arm
                  "low": result.intent == OUT_OF_SCOPE, "kind": "clarify" if pair else "answer"}
         turn_id = await self.store.add_turn(**turn)
         if pair:
