@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async
 from sqlalchemy.orm import selectinload
 from sqlalchemy.pool import StaticPool
 
+import storage.context_turns  # noqa: F401 - conversation context turns, on Base.metadata (migration 0009)
 import storage.slack_installations  # noqa: F401 - slack-sdk's OAuth tables, on Base.metadata (migration 0008)
 from storage import claims, leases, model_spend, rate_limits
 from storage.dialects import dialect_insert
@@ -296,11 +297,13 @@ class Database:
         self._schedule_housekeeping()
         return claimed
 
-    async def set_claim_state(self, key: str, holder: str, state: str, reason: str | None = None) -> bool:
-        """Move an open claim ``holder`` holds to ``state``; False when it is no longer ``holder``'s."""
+    async def set_claim_state(self, key: str, holder: str, state: str, reason: str | None = None,
+                              lease_s: float | None = None) -> bool:
+        """Move an open claim ``holder`` holds to ``state`` (renewing its lease for ``lease_s`` when given);
+        False when it is no longer ``holder``'s."""
         async def change() -> bool:
             async with self.engine.begin() as conn:
-                return await claims.set_state(conn, key, holder, state, utcnow(), reason)
+                return await claims.set_state(conn, key, holder, state, utcnow(), reason, lease_s)
 
         return await self._bounded(change())
 

@@ -18,7 +18,8 @@ from tests.storage_helpers import fresh_postgres_database
 
 TABLES = {"requests", "model_calls", "benchmark_runs", "benchmark_results", "model_switches", "settings",
           "processed_events", "leases", "rate_limit_counters", "model_spend", "dialogue_turns", "clarifications",
-          "handoff_cases", "feedback", "slack_bots", "slack_installations", "slack_oauth_states"}
+          "handoff_cases", "feedback", "slack_bots", "slack_installations", "slack_oauth_states",
+          "context_turns"}
 
 
 @pytest.fixture
