@@ -21,6 +21,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 
 from bot.conversation.durable import claims_of
 from bot.device_usage import CpuShare
+from bot.prometheus_dialogue import DialogueGauges
 from llm.calls import OUTCOMES
 from llm.circuit_breaker import BreakerState
 
@@ -79,6 +80,8 @@ class PrometheusMetrics:
         self.device_utilization: dict[str, float] = {}  # model -> its own figure (vLLM), refreshed at each scrape
         self.oldest_claim_age_s = 0.0  # the oldest question not answered yet, any replica's: read at each scrape
         self.registry.register(_StateCollector(self))
+        self.dialogue = DialogueGauges(runtime, DEVICE_READ_TIMEOUT_S)  # bot/prometheus_dialogue.py
+        self.registry.register(self.dialogue)
         self._series: dict[str, _ModelSeries] = {}
         self.cpu = CpuShare()
 
@@ -155,6 +158,7 @@ class PrometheusMetrics:
     async def render(self) -> bytes:
         await self.refresh()
         await self._refresh_claims()
+        await self.dialogue.refresh()
         return generate_latest(self.registry)
 
 

@@ -166,7 +166,11 @@ def _schemas(max_prompt_chars: int) -> dict[str, Any]:
             "live": {"type": "object", "description": "per-model metrics of this process since it started",
                      "additionalProperties": {"type": "object"}},
             "recent": {"type": "array", "items": {"type": "object"},
-                       "description": "per-model figures of every replica over the last hour (request log)"}}},
+                       "description": "per-model figures of every replica over the last hour (request log)"},
+            "dialogue": {"type": "object", "additionalProperties": {"type": "object"},
+                         "description": "admin only: per model and \"all\", the last 24 hours: containment, "
+                                        "hand-off rate by reason, clarification rate and share resolved by a click, "
+                                        "thumbs-up share with its Wilson 95% interval, most disliked intents"}}},
         "CanaryResult": {"type": "object", "required": ["ok", "active_model", "canary"], "properties": {
             "ok": {"type": "boolean"}, "active_model": {"type": "string"},
             "canary": {"type": "object", "properties": {"model": {"type": "string"}, "percent": {"type": "number"}}}}},

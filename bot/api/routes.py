@@ -23,6 +23,7 @@ from bot.api.validation import (
     request_id_from,
     version_pattern,
 )
+from bot.conversation.analytics import dialogue_analytics
 from bot.prometheus import PrometheusMetrics
 from bot.runtime import Runtime
 from bot.warmup import WARMING_UP
@@ -100,6 +101,7 @@ class ApiRoutes:
         try:
             runs = await db.latest_benchmark_runs(1)
             recent = await db.request_metrics(since=datetime.now(UTC) - RECENT_WINDOW)
+            dialogue = await dialogue_analytics(db) if admin else None  # per model: intents' names, admin only
         except Exception as exc:  # noqa: BLE001 - an outage is a 503 with its reason, not a 500
             log.warning("benchmark summary: database error: %s", exc)
             return error_response(503, "database_unavailable", "the database is unreachable; retry later")
@@ -110,7 +112,7 @@ class ApiRoutes:
             "recommendation": latest["recommendation"] if latest else None,
             "live": self.pipeline.metrics(),
             "recent": recent,
-        }
+        } | ({"dialogue": dialogue} if admin else {})
         return json_response(summary if admin else public_summary(summary))
 
     async def switch_model(self, request: web.Request) -> web.Response:

@@ -126,3 +126,29 @@ def _cell(result: dict[str, Any] | None) -> str | None:
     if not result.get("available", True):
         return "unavailable"
     return f"{pct(result.get('accuracy'))} · {ms(result.get('latency_p50_ms'))}"
+
+
+async def dialogue(runtime: Any) -> Figures | None:
+    """The dialogue's figures per model (bot/conversation/analytics.py) over the live window; None without turns."""
+    from bot.conversation.analytics import dialogue_analytics
+
+    return dialogue_figures(await dialogue_analytics(runtime.db, datetime.now(UTC) - LIVE_WINDOW))
+
+
+def dialogue_figures(stats: dict[str, dict[str, Any]]) -> Figures | None:
+    if not stats.get("all", {}).get("turns"):
+        return None
+
+    def handoffs(by_reason: dict[str, float | None]) -> str | None:
+        return ", ".join(f"{reason} {pct(rate)}" for reason, rate in by_reason.items()) or None
+
+    def thumbs(s: dict[str, Any]) -> str | None:
+        low, high = s["thumbs_up_ci95"] or (None, None)
+        return None if s["thumbs_up"] is None else f"{pct(s['thumbs_up'])} [{pct(low)}-{pct(high)}] n={s['thumbs']}"
+
+    rows = [(model, s["turns"], pct(s["containment"]), pct(s["handoff_rate"]), handoffs(s["handoffs_by_reason"]),
+             pct(s["clarification_rate"]), pct(s["clarified_by_click"]), thumbs(s),
+             ", ".join(s["most_disliked"]) or None) for model, s in stats.items()]
+    return Figures("Dialogue", f"Live, {WINDOW_NAME}; containment: turns with no hand-off; thumbs-up with its "
+                   "Wilson 95% interval.", ("Model", "Turns", "Contained", "Hand-offs", "By reason", "Clarified",
+                                            "By a click", "Thumbs-up", "Most disliked"), rows, None)

@@ -115,6 +115,8 @@ class TeamsCommands:
         figures = benchmarks.summary(run, await benchmarks.live_metrics(self.runtime))
         await self._figures(context, figures, "No benchmark has run yet and no requests were served. "
                                               "Start one with `llm-bench run`.")
+        if (dialogue := await benchmarks.dialogue(self.runtime)) is not None:  # clarify, hand-off, feedback
+            await self._figures(context, dialogue, "")
 
     async def _figures(self, context: TurnContext, figures: benchmarks.Figures | None, empty: str) -> None:
         if figures is None:

@@ -12,7 +12,7 @@ from slack_sdk.errors import SlackApiError
 
 from bot.conversation import benchmarks
 from bot.conversation.benchmarks import HISTORY_DEFAULT, HISTORY_MAX, parse
-from bot.slack.bench import history_messages, summary_message
+from bot.slack.bench import figures_messages, history_messages, summary_message
 from bot.slack.chart_blocks import chart_text, latency_accuracy_block
 from bot.slack.charts import latency_accuracy_png
 from bot.slack.context import BotServices, multi_workspace, services
@@ -89,6 +89,8 @@ async def run_now(bot: BotServices, where: Where, client, respond, user: str | N
 async def post_summary(bot: BotServices, where: Where, client, respond, run: dict | None) -> None:
     metrics = await benchmarks.live_metrics(bot.runtime)
     await respond(response_type="in_channel", **summary_message(run, metrics, benchmarks.WINDOW_NAME))
+    if (dialogue := await benchmarks.dialogue(bot.runtime)) is not None:  # clarify, hand-off, feedback
+        await respond(response_type="in_channel", **figures_messages(dialogue, per_page=99)[0])
     if bot.settings.charts and run:
         await post_chart(bot, where, client, run)
 
