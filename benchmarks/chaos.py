@@ -4,8 +4,11 @@ Each signed event goes to either replica at random (no load balancer); an event 
 down) is retried on the other with X-Slack-Retry-Num, as Slack would.
 
 Scenarios, in order: a) duplicate deliveries, b) the database down for 5 s, c) a model that hangs or raises,
-d) kill -9 of one replica, e) SIGTERM of one replica. Per scenario it prints the answers delivered against
-those expected, duplicate answers, request rows lost and the time to recover. Everything is on 127.0.0.1,
+d) kill -9 of one replica, e) SIGTERM of one replica, f) kill -9 of both replicas mid-burst, then one restarted.
+Per scenario it prints the answers delivered against those expected, duplicate answers, request rows lost and
+the time to recover; d and f also print answered against acknowledged (the questions a killed replica had
+acknowledged are taken over by the other's sweeper, or by the restarted replica's start-up sweep). Leases are
+short here (CLAIM_LEASE_S=3, SWEEP_INTERVAL_S=0.5) so a take-over happens within seconds. Everything is on 127.0.0.1,
 every wait is bounded, and the database is dropped at the end.
 Usage: python benchmarks/chaos.py [--events 500] [--seed 1] [--pg 127.0.0.1:5432]
 """
@@ -140,14 +143,45 @@ class Chaos:
         async def kill() -> None:
             pending.append(int(await victim.metric(self.http, "bankbot_request_log_pending")))
             victim.process.kill()
+            killed_at.append(time.monotonic())
             await victim.process.wait()
 
+        killed_at: list[float] = []
         await traffic.run(n, rate=60, actions={n // 2: kill})
-        rows, _ = await self.settle(traffic, rows0, within_s=15)
+        rows, _ = await self.settle(traffic, rows0, within_s=60)
+        answered_s = time.monotonic() - killed_at[0]
         lost_answers = len(traffic.acked) - traffic.answered()
         restart_s = await self.start(name, port=victim.port)
         self.report("d. kill -9 of one replica", traffic, rows, restart_s, pending_rows_at_kill=pending[0],
-                    acked_by_killed_replica_never_answered=lost_answers)
+                    answered_of_acked=f"{traffic.answered()}/{len(traffic.acked)}",
+                    acked_never_answered=lost_answers, taken_over=await self.taken_over(),
+                    all_answered_s_after_kill=round(answered_s, 1))
+
+    async def kill_both(self, n: int) -> None:
+        """f: kill -9 of both replicas mid-burst; one restarts and its start-up sweep (then its sweeper) answers
+        everything that was acknowledged."""
+        rows0, traffic = await count_rows(self.db_url), self.traffic("C0KILLALL")
+        restarted: list[float] = []
+
+        async def kill_all() -> None:
+            for replica in self.alive():
+                replica.process.kill()
+            await asyncio.gather(*(r.process.wait() for r in self.replicas.values()))
+            started = time.monotonic()
+            await self.start("A", port=self.replicas["A"].port)
+            restarted.append(time.monotonic() - started)
+
+        await traffic.run(n, rate=60, actions={n // 2: kill_all})
+        await wait_until(lambda: bool(restarted), 60)
+        rows, _ = await self.settle(traffic, rows0, within_s=60)
+        self.report("f. kill -9 of both replicas, one restarted", traffic, rows, restarted[0],
+                    answered_of_acked=f"{traffic.answered()}/{len(traffic.acked)}",
+                    acked_never_answered=len(traffic.acked) - traffic.answered(), not_acked=traffic.failed,
+                    taken_over=await self.taken_over())
+        await self.start("B", port=self.replicas["B"].port)
+
+    async def taken_over(self) -> int:
+        return int(sum([await r.metric(self.http, "bankbot_claims_taken_over_total") for r in self.alive()]))
 
     async def sigterm_replica(self, n: int, name: str = "B") -> None:
         rows0, traffic = await count_rows(self.db_url), self.traffic("C0SIGTERM")
@@ -169,6 +203,8 @@ async def main() -> None:
     parser.add_argument("--events", type=int, default=500)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--pg", default="127.0.0.1:5432", help="PostgreSQL host:port (trust auth, user postgres)")
+    parser.add_argument("--scenarios", default="abcdef", help="which scenarios to run, e.g. df")
+    parser.add_argument("--logs", default=None, help="keep the replicas' logs in this directory")
     args = parser.parse_args()
     name = f"bankbot_chaos_{uuid.uuid4().hex[:8]}"
     admin = f"postgresql://postgres@{args.pg}/test"
@@ -186,8 +222,10 @@ async def main() -> None:
         env = {"DATABASE_URL": f"postgresql+asyncpg://postgres@127.0.0.1:{proxy_port}/{name}",
                "SLACK_BOT_TOKEN": "xoxb-chaos", "SLACK_SIGNING_SECRET": SECRET, "SLACK_API_URL": fake.api_url,
                "SCRIPTED_DELAY_S": "0.2", "MODEL_TIMEOUT_S": "1", "BREAKER_COOLDOWN_S": "2",
-               "RATE_LIMIT_USER_PER_MIN": "0", "RATE_LIMIT_API_PER_MIN": "0", "LOG_LEVEL": "WARNING"}
+               "RATE_LIMIT_USER_PER_MIN": "0", "RATE_LIMIT_API_PER_MIN": "0", "LOG_LEVEL": "WARNING",
+               "CLAIM_LEASE_S": "3", "SWEEP_INTERVAL_S": "0.5"}
         with tempfile.TemporaryDirectory() as tmp:
+            tmp = args.logs or tmp
             async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
                 chaos = Chaos(http, fake, Path(tmp), env, db_url, proxy, random.Random(args.seed))
                 try:
@@ -195,15 +233,17 @@ async def main() -> None:
                     print(f"chaos: replicas A and B on {name} through the proxy on :{proxy_port}; "
                           f"{args.events} events in scenario a", flush=True)
                     started = time.monotonic()
-                    await chaos.duplicates(args.events)
-                    await chaos.database_outage(max(args.events * 3 // 4, 50))
-                    await chaos.bad_models(max(args.events // 8, 30))
-                    await chaos.kill_replica(max(args.events // 2, 50))
-                    await chaos.sigterm_replica(max(args.events // 2, 50))
+                    runs = {"a": (chaos.duplicates, args.events), "b": (chaos.database_outage, args.events * 3 // 4),
+                            "c": (chaos.bad_models, args.events // 8), "d": (chaos.kill_replica, args.events // 2),
+                            "e": (chaos.sigterm_replica, args.events // 2), "f": (chaos.kill_both, args.events // 2)}
+                    for letter in args.scenarios:
+                        scenario, n = runs[letter]
+                        await scenario(max(n, 30 if letter == "c" else 50))
                     final = {n: await r.stop() for n, r in chaos.replicas.items() if r.process.returncode is None}
                     print(f"chaos: done in {time.monotonic() - started:.0f} s; replicas left stopped with "
                           f"SIGTERM exited {final}", flush=True)
-                    code = 0 if all(r["duplicates"] == 0 for r in chaos.results) else 2
+                    complete = all(r["answered"] == r["acked"] for r in chaos.results if "answered_of_acked" in r)
+                    code = 0 if complete and all(r["duplicates"] == 0 for r in chaos.results) else 2
                 finally:
                     for replica in chaos.alive():
                         await replica.stop()

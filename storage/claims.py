@@ -63,11 +63,15 @@ async def claim(conn: AsyncConnection, insert, key: str, *, holder: str, lease_s
 
 
 async def set_state(conn: AsyncConnection, key: str, holder: str, state: str, now: datetime,
-                    reason: str | None = None) -> bool:
-    """Move the claim to ``state`` if ``holder`` still holds it and it is open; False otherwise (taken over)."""
+                    reason: str | None = None, lease_s: float | None = None) -> bool:
+    """Move the claim to ``state`` if ``holder`` still holds it and it is open; False otherwise (taken over).
+    ``lease_s``: the lease is renewed too (until ``now + lease_s``), so the holder that checks it still holds
+    the claim right before posting keeps it for a whole lease while it posts."""
     values = {"state": state, "updated_at": now}
     if reason is not None:
         values["reason"] = reason[:500]
+    if lease_s is not None:
+        values["lease_expires_at"] = now + timedelta(seconds=lease_s)
     result = await conn.execute(update(ProcessedEvent).where(
         ProcessedEvent.event_id == key, ProcessedEvent.holder == holder, ProcessedEvent.state.in_(OPEN))
         .values(values))

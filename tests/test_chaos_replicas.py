@@ -1,11 +1,14 @@
 """Two replicas (two runtimes, two Database engines, two web apps) on one PostgreSQL behind no load balancer:
 Slack delivers each event to either, some twice; each event is answered once. While the database is down,
-the de-duplication claim fails open: the event is answered, counted as unclaimed, and its row lands later."""
+the de-duplication claim fails open: the event is answered, counted as unclaimed, and its row lands later.
+A replica process killed with SIGKILL while its answers are in flight leaves them to the other replica (on
+PostgreSQL) or to itself restarted (on SQLite): each is answered once."""
 
 from __future__ import annotations
 
 import asyncio
 import random
+import time
 from contextlib import asynccontextmanager
 
 import aiohttp
@@ -16,9 +19,10 @@ from bot.runtime import Runtime
 from bot.server import SLACK_WORK, build_web_app
 from bot.settings import Settings
 from storage.database import Database
-from storage.models import RequestRecord
+from storage.models import ProcessedEvent, RequestRecord
 from tests.fake_slack import BOT_USER_ID, FakeSlack
 from tests.scripted import Scripted, ScriptedAdapter, builders
+from tests.serve_helpers import start_server
 from tests.slack_helpers import SECRET, event_body, mention, signed_headers
 from tests.tcp_proxy import TcpProxy
 
@@ -120,3 +124,72 @@ async def test_while_the_database_is_down_events_are_answered_unclaimed_and_rows
         assert await stored_rows(postgres_url) == 4
     finally:
         await fake.stop()
+
+
+# -- a replica killed with SIGKILL while its answers are in flight ---------------------------------------------
+
+KILL_ENV = {"SLACK_BOT_TOKEN": "xoxb-test", "SLACK_SIGNING_SECRET": SECRET, "RATE_LIMIT_USER_PER_MIN": "0",
+            "RATE_LIMIT_API_PER_MIN": "0", "LOG_LEVEL": "WARNING", "CLAIM_LEASE_S": "1", "SWEEP_INTERVAL_S": "0.2"}
+STUCK = {"FALLBACK_ORDER": "custom", "MODEL_TIMEOUT_S": "120"}  # "[hang]" questions: in flight until killed
+ANSWERS = {"FALLBACK_ORDER": "custom,gemini", "MODEL_TIMEOUT_S": "1"}  # "[hang]": custom times out, gemini answers
+
+
+async def open_claims(url: str) -> int:
+    db = Database(url)
+    try:
+        async with db.engine.connect() as conn:
+            return (await conn.execute(select(func.count()).select_from(ProcessedEvent)
+                                       .where(ProcessedEvent.state == "answering"))).scalar_one()
+    finally:
+        await db.aclose()
+
+
+async def kill_mid_answer(url: str, workdir, *, restart_same: bool) -> None:
+    """Replica A acknowledges 8 questions, starts answering them and is killed with SIGKILL; replica B (or A
+    restarted, on SQLite) answers every one of them, once."""
+    migrated = Database(url)
+    await migrated.upgrade()
+    await migrated.truncate_all()
+    await migrated.aclose()
+    fake = await FakeSlack().start()
+    env = KILL_ENV | {"DATABASE_URL": url, "SLACK_API_URL": fake.api_url}
+    replicas = []
+    try:
+        async with aiohttp.ClientSession() as http:
+            a = await start_server(workdir, "A", env=env | STUCK)
+            replicas.append(a)
+            await a.wait_healthy(http)
+            if not restart_same:
+                replicas.append(b := await start_server(workdir, "B", env=env | ANSWERS))
+                await b.wait_healthy(http)
+            events = [mention(f"<@{BOT_USER_ID}> card {i} [hang]", channel="C0KILL") for i in range(8)]
+            assert {await deliver(http, a.url + "/slack/events", event_body(e)) for e in events} == {200}
+            deadline = time.monotonic() + 30
+            while await open_claims(url) < len(events):  # acknowledged, claimed, the model working on each
+                assert time.monotonic() < deadline, "replica A did not start answering"
+                await asyncio.sleep(0.05)
+            a.process.kill()
+            await a.process.wait()
+            assert fake.posts() == []
+            if restart_same:
+                replicas.append(b := await start_server(workdir, "A2", env=env | ANSWERS, port=a.port))
+                await b.wait_healthy(http)
+            threads = {e["ts"] for e in events}
+            await fake.wait_for(lambda f: set(replies_per_thread(f)) == threads, within_s=60)
+            assert await b.metric(http, "bankbot_claims_taken_over_total") == len(events)
+            assert await b.stop() == 0  # its sweeper ran on; nothing more was posted meanwhile
+        assert replies_per_thread(fake) == dict.fromkeys(threads, 1)
+        assert all(p["text"].startswith("gemini answers:") for p in fake.posts())
+        assert await open_claims(url) == 0
+    finally:
+        for replica in replicas:
+            await replica.stop()
+        await fake.stop()
+
+
+async def test_a_replica_killed_mid_answer_leaves_every_question_to_the_other_once(postgres_url, tmp_path):
+    await kill_mid_answer(postgres_url, tmp_path, restart_same=False)
+
+
+async def test_a_single_replica_killed_mid_answer_answers_everything_once_restarted(tmp_path):
+    await kill_mid_answer(f"sqlite+aiosqlite:///{tmp_path / 'kill.db'}", tmp_path, restart_same=True)

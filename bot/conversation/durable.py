@@ -59,9 +59,11 @@ class ClaimBook:
         self.taken_over += 1
 
     async def answering(self, key: str) -> bool:
-        """Mark the claim `answering`; also a check that it is still ours (False: another replica took it over
-        while this one stalled past its lease, so this one must not answer). True when the database is down."""
-        return await self._fail_open(self.db.set_claim_state(key, self.holder, ANSWERING), True)
+        """Mark the claim `answering` and renew its lease; also a check that it is still ours (False: another
+        replica took it over while this one stalled past its lease, so this one must not answer). Called before
+        the model runs and again right before posting. True when the database is down."""
+        return await self._fail_open(self.db.set_claim_state(key, self.holder, ANSWERING, lease_s=self.lease_s),
+                                     True)
 
     async def posted(self, key: str, message_id: str | None) -> None:
         if message_id:
