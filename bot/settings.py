@@ -28,6 +28,9 @@ class Settings(LLMSettings):
     suggested_prompts: str = ("Where is my card?|How do I top up by bank transfer?|"
                               "Why was my card payment declined?|How do I change my PIN?")  # |-separated, at most 4
     stream_min_chars: int = Field(500, ge=0)  # Slack answers longer than this stream; shorter ones are posted
+    context_window_min: float = Field(30, ge=0)  # a top-level DM: earlier turns this recent are its context
+    context_turns: int = Field(6, ge=0)  # earlier turns of a conversation the LLMs see (0: none)
+    context_retention_hours: float = Field(24, gt=0)  # context turns are purged after this long
     slack_client_id: str | None = None  # with SLACK_CLIENT_SECRET (and no SLACK_BOT_TOKEN): install in many workspaces
     slack_client_secret: str | None = None
     slack_redirect_uri: str | None = None  # https://HOST/slack/oauth_redirect (as in the app's OAuth settings)

@@ -70,7 +70,7 @@ async def test_a_long_answer_is_streamed_where_slack_allows_it():
         chunks = [c for call in (start, *h.fake.calls_to("chat.appendStream"), stop) for c in call.get("chunks", [])]
         assert "".join(c["text"] for c in chunks) == LONG_ANSWER
         assert len(h.fake.calls_to("chat.appendStream")) >= 5  # it arrives in pieces
-        assert stop["blocks"][0]["type"] == "context"
+        assert [b["type"] for b in stop["blocks"]] == ["context_actions", "context"]  # feedback, then the footer
         assert h.fake.posts() == []
 
 

@@ -12,11 +12,16 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Protocol
 
+from bot.conversation.context import ConversationContext
 from bot.conversation.durable import claims_of
 from bot.conversation.messages import EXAMPLES, HELP, apology, footer_text, too_long, unreadable
+from bot.conversation.relay import Relay
 from bot.warmup import WARMING_UP
+from llm.adapters.base import GenerationResult
+from llm.context import with_history
 from llm.errors import AllModelsFailedError, InvalidPromptError
 from llm.pipeline import RequestContext
+from llm.streaming import AnswerInterruptedError, generate_stream
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +36,7 @@ class Message:
     conversation: str | None = None  # thread / conversation key (hand-offs, clarifications); None: no dialogue
     link: str | None = None  # a link to the conversation, for a hand-off case
     delivery: str | None = None  # de-duplication key, the same for every re-delivery; None: not de-duplicated
+    direct: bool = False  # a top-level DM (no thread): only turns within CONTEXT_WINDOW_MIN are its context
 
 
 class Kind(StrEnum):
@@ -57,6 +63,7 @@ class Reply:
     suggestions: tuple[str, ...] = ()  # follow-up questions a channel may offer as buttons
     actions: tuple[Any, ...] = ()  # buttons (bot/conversation/actions.py's Action)
     feedback_id: str | None = None  # the answer's request id: the channel shows feedback controls for it
+    sink: Any = None  # the open stream the answer went out on (bot/conversation/relay.py): `send` finishes it
 
     @property
     def is_answer(self) -> bool:
@@ -174,11 +181,24 @@ class ConversationCore:
         """The answer with the dialogue around it (bot/conversation/dialogue.py): clarify, hand off, feedback."""
         return await self.dialogue.turn(message, channel)
 
-    async def ask(self, message: Message) -> Reply:
-        """The pipeline's answer, or the reply that stands for it when no model could answer."""
+    async def ask(self, message: Message, channel: Channel | None = None) -> Reply:
+        """The pipeline's answer, streamed to `channel` as the model writes it where the channel can stream and the
+        answer is long (else posted whole by `send`), or the reply that stands for it when no model could answer.
+        The conversation's earlier turns go to the models as context, and this turn is kept for the next."""
         context = RequestContext(source=message.source, user_id=message.user)
+        memory = ConversationContext(self.runtime)
+        relay = Relay(channel, self.settings.stream_min_chars)
+        result = None
         try:
-            result = await self.runtime.pipeline.generate(message.text, context)
+            with with_history(await memory.turns(message)):
+                async for item in generate_stream(self.runtime.pipeline, message.text, context):
+                    if isinstance(item, GenerationResult):
+                        result = item
+                    else:
+                        await relay.send(item)
+        except AnswerInterruptedError as exc:  # part of the answer is out: it ends with the apology line
+            log.error("request %s: %s", context.request_id, exc)
+            return Reply(Kind.APOLOGY, exc.shown, sink=relay.sink)
         except AllModelsFailedError as exc:
             log.error("request %s: every model failed: %s", context.request_id, exc.failures)
             if self.runtime.warming_up():
@@ -189,6 +209,8 @@ class ConversationCore:
         except Exception:  # noqa: BLE001 - the user gets the apology; the log gets the stack trace
             log.exception("request %s failed", context.request_id)
             return Reply(Kind.APOLOGY, apology(context.request_id))
+        assert result is not None
+        await memory.remember(message, result.text, result.intent, result.model)
         footer = footer_text(result) if self.settings.show_model_footer else None
         return Reply(Kind.ANSWER, result.text, result=result, footer=footer,
-                     stream=len(result.text) >= STREAM_MIN_CHARS)
+                     stream=len(result.text) >= STREAM_MIN_CHARS, sink=relay.sink)

@@ -55,14 +55,14 @@ class Dialogue:
 
     async def turn(self, message: Message, channel: Any) -> Reply:
         if not message.conversation:
-            return await self.core.ask(message)
+            return await self.core.ask(message, channel)
         question = redact(message.text)
         turn = {"source": message.source, "conversation": message.conversation, "question": question,
                 "user_hash": self.user_hash(message.user)}
         if handoff.asks_for_person(message.text):
             turn_id = await self.store.add_turn(**turn, kind="handoff")
             return await self.hand_off(channel, turn | {"id": turn_id, "link": message.link}, handoff.ASKED)
-        reply = await self.core.ask(message)
+        reply = await self.core.ask(message, channel)
         if not reply.is_answer:
             return reply
         result = reply.result

@@ -7,7 +7,7 @@ import json
 import logging
 import re
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from slack_sdk.errors import SlackApiError, SlackRequestError
@@ -18,6 +18,7 @@ from bot.conversation.sweeper import resume
 from bot.slack import dialogue_blocks as dialogue
 from bot.slack.context import BotServices
 from bot.slack.format import answer_messages, escape, footer_block
+from bot.slack.live_stream import LIVE_BUFFER, SlackStream
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +55,7 @@ async def answer(question: Question, bot: BotServices, client: AsyncWebClient, *
     """Answer once, whatever the number of deliveries; never raises."""
     user, delivery = question.keyed
     message = Message(source="slack", user=user, text=question.text, delivery=delivery,
+                      direct=question.thread_ts is None,
                       conversation=dialogue.conversation_key(question.channel, question.thread_ts, question.workspace),
                       link=dialogue.thread_link(question.channel, question.thread_ts, question.ts))
     channel = SlackChannel(question, bot, client, say_stream, set_status)
@@ -76,6 +78,7 @@ class SlackChannel:
     def __init__(self, question: Question, bot: BotServices, client: AsyncWebClient, say_stream, set_status):
         self.question, self.bot, self.client = question, bot, client
         self.say_stream, self.set_status = say_stream, set_status
+        self.live: SlackStream | None = None  # the stream an answer is going out on, until `send` finishes it
 
     @asynccontextmanager
     async def working(self):
@@ -86,8 +89,44 @@ class SlackChannel:
             if progress:
                 await _remove_reaction(self.client, self.question)
 
+    async def open_stream(self) -> SlackStream | None:
+        """A stream in the question's thread for an answer being written (bot/conversation/relay.py); None where
+        Slack does not stream here."""
+        features = self.bot.features_of(self.question.workspace)
+        if self.say_stream is None or not features.streaming:
+            return None
+        stream = SlackStream(await self.say_stream(buffer_size=LIVE_BUFFER))
+        self.live = stream
+        return stream
+
+    async def _finish_live(self, reply: Reply) -> str | None:
+        """Finish the stream the answer went out on: its footer and controls under it; chat.update for one that
+        expired; None when it must be posted instead."""
+        stream: SlackStream = self.live
+        self.live = None
+        footer = footer_block(reply.footer) if reply.footer and reply.is_answer else None
+        if stream.ts is None:  # Slack refused at the start: nothing was shown
+            if stream.broken in UNSUPPORTED:
+                self.bot.features_of(self.question.workspace).streaming = False
+            return None
+        controls = dialogue.with_controls([{"text": "", "blocks": [footer] if footer else []}], reply.actions,
+                                          reply.feedback_id)
+        blocks = [b for message in controls for b in message.get("blocks", [])] or None
+        if await stream.stop(blocks):
+            return stream.ts
+        if stream.broken == EXPIRED and await _finish_expired(self, stream.ts, stream.text, footer):
+            return stream.ts
+        log.warning("chat stream %s failed (%s); posting the whole answer", stream.ts, stream.broken)
+        return None
+
     async def send(self, reply: Reply) -> str | None:
         """Returns the ts of the first message posted (the durable claim records it)."""
+        if getattr(self, "live", None) is not None:
+            live_ts = await self._finish_live(reply if reply.sink is not None else Reply(reply.kind, ""))
+            if reply.sink is not None:
+                if live_ts is not None:
+                    return live_ts
+                reply = replace(reply, text=reply.sink.text) if not reply.is_answer else reply
         if not reply.is_answer:
             return await post(self.client, self.question, dialogue.with_controls([{"text": reply.text}],
                                                                                 reply.actions, None))
