@@ -6,13 +6,23 @@ at stop strings (excluded from the text) and answers in vLLM's documented respon
 /v1/completions and /v1/chat/completions, with logprobs and usage. Like `vllm serve --api-key KEY`, when `api_key`
 is set every /v1 request must carry `Authorization: Bearer KEY`, or gets 401 {"error": "Unauthorized"}.
 Each request's raw bytes (request line, headers, body) are kept in `raw`, authorised or not.
+
+With `"stream": true` it answers as vLLM does: server-sent events, one chunk per token (chat: a first chunk with the
+role, then `delta.content` and `logprobs.content` per token; completions: `text` and `logprobs.token_logprobs`), the
+finish reason on the last token's chunk, a usage chunk with no choices when `stream_options.include_usage`, then
+`data: [DONE]`. `token_gap_s` spaces the tokens; `hold` (an asyncio.Event) holds the stream after `hold_after`
+tokens. `scripted`: texts that replace the model's next outputs (one per request, word by word), for tests that
+need a given answer.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
+import re
 import time
 import uuid
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,6 +55,12 @@ class FakeVLLMServer:
     raw: list[bytes] = field(default_factory=list)  # every request as received: request line, headers, body
     refused: int = 0  # requests answered 401
     completions: list[Completion] = field(default_factory=list)
+    scripted: deque[str] = field(default_factory=deque)  # next outputs, instead of the model's
+    token_gap_s: float = 0.0  # between streamed tokens
+    hold: asyncio.Event | None = None  # a stream waits for it after `hold_after` tokens
+    hold_after: int = 1
+    streamed_tokens: int = 0  # tokens written to streams
+    stream_done: asyncio.Event = field(default_factory=asyncio.Event)  # set when a stream's last token is written
     url: str = ""
     _runner: web.AppRunner | None = None
 
@@ -92,6 +108,8 @@ class FakeVLLMServer:
             return error
         ids = self.tokenizer(body["prompt"], add_special_tokens=True)["input_ids"]
         out = await self._generate(body, ids)
+        if body.get("stream"):
+            return await self._stream(request, body, ids, out, chat=False)
         logprobs = None
         if body.get("logprobs") is not None:
             offsets, pos = [], 0
@@ -116,6 +134,8 @@ class FakeVLLMServer:
         prompt = self.tokenizer.apply_chat_template(body["messages"], tokenize=False, add_generation_prompt=True)
         ids = self.tokenizer(prompt, add_special_tokens=False)["input_ids"]
         out = await self._generate(body, ids)
+        if body.get("stream"):
+            return await self._stream(request, body, ids, out, chat=True)
         logprobs = None
         if body.get("logprobs"):
             content = []
@@ -130,6 +150,49 @@ class FakeVLLMServer:
                                   "created": int(time.time()), "model": body["model"], "choices": [choice],
                                   "usage": _usage(len(ids), len(out.token_ids)), "prompt_logprobs": None})
 
+    async def _stream(self, request: web.Request, body: dict[str, Any], ids: list[int], out: Completion, *,
+                      chat: bool) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        kind, prefix = ("chat.completion.chunk", "chatcmpl") if chat else ("text_completion", "cmpl")
+        head = {"id": f"{prefix}-{uuid.uuid4().hex}", "object": kind, "created": int(time.time()),
+                "model": body["model"]}
+
+        async def send(data: Any) -> None:
+            await response.write(f"data: {json.dumps(data) if not isinstance(data, str) else data}\n\n".encode())
+
+        if chat:
+            await send(head | {"choices": [{"index": 0, "delta": {"role": "assistant", "content": ""},
+                                            "logprobs": None, "finish_reason": None}]})
+        sent = ""
+        for n, (token, lp) in enumerate(zip(out.tokens, out.logprobs, strict=True)):
+            if self.hold is not None and n == self.hold_after:
+                await self.hold.wait()
+            elif n and self.token_gap_s:
+                await asyncio.sleep(self.token_gap_s)
+            last = n == len(out.tokens) - 1
+            text = out.text[len(sent):] if last else token  # the stop string is not sent
+            sent += text
+            entry = {"token": token, "logprob": lp, "bytes": list(token.encode())}
+            if chat:
+                content = {"content": [entry | {"top_logprobs": [entry]}]}
+                choice = {"index": 0, "delta": {"content": text},
+                          "logprobs": content if body.get("logprobs") else None}
+            else:
+                choice = {"index": 0, "text": text,
+                          "logprobs": {"tokens": [token], "token_logprobs": [lp], "top_logprobs": [{token: lp}],
+                                       "text_offset": [0]} if body.get("logprobs") is not None else None}
+            choice |= {"finish_reason": out.finish_reason if last else None,
+                       "stop_reason": out.stop_reason if last else None}
+            await send(head | {"choices": [choice]})
+            self.streamed_tokens += 1
+        if (body.get("stream_options") or {}).get("include_usage"):
+            await send(head | {"choices": [], "usage": _usage(len(ids), len(out.token_ids))})
+        await send("[DONE]")
+        self.stream_done.set()
+        await response.write_eof()
+        return response
+
     def _check_model(self, body: dict[str, Any]) -> web.Response | None:
         if body.get("model") not in (self.base_name, self.lora_name):
             return _error(404, "NotFoundError", f"The model `{body.get('model')}` does not exist.")
@@ -140,6 +203,11 @@ class FakeVLLMServer:
         stop = [stop] if isinstance(stop, str) else list(stop)
         max_tokens = body.get("max_tokens") or 16
         use_lora = body["model"] == self.lora_name
+        if self.scripted:
+            words = re.findall(r"\n|[^\s]+ ?", self.scripted.popleft())  # words, and newlines on their own
+            out = Completion(list(range(len(words))), [-0.01] * len(words), words, "".join(words), "stop", None)
+            self.completions.append(out)
+            return out
         out = await asyncio.to_thread(self._greedy, ids, max_tokens, stop, use_lora)
         self.completions.append(out)
         return out

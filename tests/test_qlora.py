@@ -50,7 +50,8 @@ def trained(tmp_path_factory):
 
 
 def settings(**values) -> LLMSettings:
-    return LLMSettings(**values)
+    """The label path (the entry shown); grounded answers and streaming: tests/test_streaming_qlora.py."""
+    return LLMSettings(**({"answer_style": "knowledge_base"} | values))
 
 
 def test_training_lowers_the_loss_and_saves_adapter_and_tokenizer(trained):

@@ -20,6 +20,7 @@ class RawGeneration:
     prompt_tokens: int
     completion_tokens: int
     extra: dict[str, Any] = field(default_factory=dict)
+    label_tokens: int | None = None  # a label-and-answer generation: how many of the tokens are the label's
 
 
 class QLoRABackend(Protocol):
@@ -28,6 +29,9 @@ class QLoRABackend(Protocol):
     async def load(self) -> None: ...
 
     async def generate(self, question: str) -> RawGeneration: ...
+
+    # A backend that streams also has `stream(question) -> AsyncIterator[str | RawGeneration]`: the label, a
+    # newline and the answer as they are generated, then the whole RawGeneration (label_tokens set).
 
     async def aclose(self) -> None: ...
 
@@ -39,6 +43,16 @@ INSTALL_HINTS = {
     "peft": "peft is not installed: pip install bankbot[cpu-qlora]",
     "openai": "openai is not installed: pip install openai",
 }
+
+
+def label_token_count(texts: list[str]) -> int:
+    """How many of the generated tokens (their texts, in order) come before the one holding the first newline."""
+    seen = ""
+    for n, text in enumerate(texts):
+        if "\n" in text:
+            return n
+        seen += text
+    return len(texts)
 
 
 def require(module: str) -> ModuleType:

@@ -11,11 +11,12 @@ to plain completions with the training's plain prompt.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from typing import Any
 
 from llm.errors import ModelResponseError, ModelUnavailableError
-from llm.qlora.backend import SERVED_LORA_NAME, RawGeneration, require
-from llm.qlora.prompting import LABEL_STOP, MAX_LABEL_TOKENS, build_messages, plain_prompt
+from llm.qlora.backend import SERVED_LORA_NAME, RawGeneration, label_token_count, require
+from llm.qlora.prompting import LABEL_STOP, MAX_ANSWER_TOKENS, MAX_LABEL_TOKENS, build_messages, plain_prompt
 from llm.qlora.vllm_metrics import kv_cache_usage
 
 
@@ -84,6 +85,62 @@ class ServerBackend:
             raise ModelUnavailableError(self._refused()) from exc
         except openai.APIStatusError as exc:
             raise ModelResponseError(f"vLLM server answered {exc.status_code}: {exc.message}") from exc
+
+    async def stream(self, question: str) -> AsyncIterator[str | RawGeneration]:
+        """The label and the answer as the server generates them (`stream=True`), then the whole generation."""
+        if self.client is None:
+            raise ModelUnavailableError("the vllm-server QLoRA backend is not loaded")
+        openai = require("openai")
+        try:
+            chunks = await self._open_stream(question, openai)
+            api = self.api
+            texts: list[str] = []
+            logprobs: list[float] = []
+            usage, finish = None, None
+            async for chunk in chunks:
+                usage = chunk.usage or usage
+                if not chunk.choices:
+                    continue
+                choice = chunk.choices[0]
+                finish = choice.finish_reason or finish
+                if api == "chat":
+                    delta = choice.delta.content or "" if choice.delta else ""
+                    items = choice.logprobs.content if choice.logprobs is not None else None
+                    logprobs += [item.logprob for item in items or []]
+                else:
+                    delta = choice.text or ""
+                    items = choice.logprobs.token_logprobs if choice.logprobs is not None else None
+                    logprobs += [lp for lp in items or [] if lp is not None]
+                if delta or items:  # not the first chat chunk, which only names the role
+                    texts.append(delta)
+                if delta:
+                    yield delta
+        except openai.APIConnectionError as exc:
+            raise ModelUnavailableError(f"vLLM server at {self.base_url} is unreachable: {exc}") from exc
+        except openai.AuthenticationError as exc:
+            raise ModelUnavailableError(self._refused()) from exc
+        except openai.APIStatusError as exc:
+            raise ModelResponseError(f"vLLM server answered {exc.status_code}: {exc.message}") from exc
+        yield RawGeneration(
+            text="".join(texts), token_logprobs=[float(lp) for lp in logprobs],
+            prompt_tokens=usage.prompt_tokens if usage else 0,
+            completion_tokens=usage.completion_tokens if usage else len(logprobs),
+            extra={"backend": self.name, "api": api, "finish_reason": finish, "streamed": True},
+            label_tokens=label_token_count(texts),
+        )
+
+    async def _open_stream(self, question: str, openai: Any) -> Any:
+        common = dict(model=self.model, max_tokens=MAX_ANSWER_TOKENS, temperature=0.0, stream=True,
+                      stream_options={"include_usage": True})
+        if self.api == "chat":
+            try:
+                return await self.client.chat.completions.create(
+                    messages=build_messages(question), logprobs=True, top_logprobs=1, **common)
+            except openai.BadRequestError as exc:
+                if "chat template" not in str(exc).lower():
+                    raise
+                self.api = "completions"
+        return await self.client.completions.create(prompt=plain_prompt(question), logprobs=1, **common)
 
     def _refused(self) -> str:
         """Why a 401 came back; the key itself is never part of the message."""

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 from llm.errors import ModelUnavailableError
-from llm.qlora.backend import RawGeneration, check_adapter_dir, require
-from llm.qlora.prompting import LABEL_STOP, MAX_LABEL_TOKENS, has_chat_template, render_prompt
+from llm.qlora.backend import RawGeneration, check_adapter_dir, label_token_count, require
+from llm.qlora.prompting import LABEL_STOP, MAX_ANSWER_TOKENS, MAX_LABEL_TOKENS, has_chat_template, render_prompt
 
 
 class TransformersBackend:
@@ -77,6 +78,52 @@ class TransformersBackend:
             prompt_tokens=prompt_len,
             completion_tokens=len(generated),
             extra={"backend": self.name},
+        )
+
+    async def stream(self, question: str) -> AsyncIterator[str | RawGeneration]:
+        """The label and the answer as they are generated (transformers' TextIteratorStreamer: the generation runs
+        in a worker thread and hands each decoded piece over), then the whole generation."""
+        if self.model is None:
+            raise ModelUnavailableError("the transformers QLoRA backend is not loaded")
+        transformers = require("transformers")
+        async with self._turn:
+            streamer = transformers.TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
+            job = asyncio.ensure_future(asyncio.to_thread(self._generate_streamed, question, streamer))
+            pieces = iter(streamer)
+            try:
+                while (piece := await asyncio.to_thread(next, pieces, None)) is not None:
+                    if piece:
+                        yield piece
+                raw = await job
+            finally:
+                if not job.done():
+                    await asyncio.gather(job, return_exceptions=True)  # the thread ends the streamer either way
+        yield raw
+
+    def _generate_streamed(self, question: str, streamer: Any) -> RawGeneration:
+        torch = require("torch")
+        tokenizer = self.tokenizer
+        try:
+            prompt = render_prompt(tokenizer, question)
+            encoded = tokenizer(prompt, return_tensors="pt", add_special_tokens=not has_chat_template(tokenizer))
+            prompt_len = encoded["input_ids"].shape[1]
+            pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+            with self._lock, torch.no_grad():
+                out = self.model.generate(
+                    **encoded, max_new_tokens=MAX_ANSWER_TOKENS, do_sample=False, output_scores=True,
+                    return_dict_in_generate=True, streamer=streamer, pad_token_id=pad,
+                )
+                scores = self.model.compute_transition_scores(out.sequences, out.scores, normalize_logits=True)[0]
+        except BaseException:
+            streamer.end()  # the consumer waiting on the streamer must not wait forever
+            raise
+        generated = out.sequences[0, prompt_len:].tolist()
+        texts = [tokenizer.decode([t], skip_special_tokens=True) for t in generated]
+        return RawGeneration(
+            text=tokenizer.decode(generated, skip_special_tokens=True),
+            token_logprobs=[float(s) for s in scores.tolist()],
+            prompt_tokens=prompt_len, completion_tokens=len(generated),
+            extra={"backend": self.name, "streamed": True}, label_tokens=label_token_count(texts),
         )
 
     async def aclose(self) -> None:

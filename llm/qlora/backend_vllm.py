@@ -9,12 +9,13 @@ import asyncio
 import json
 import threading
 import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 from llm.errors import ModelResponseError, ModelUnavailableError
-from llm.qlora.backend import SERVED_LORA_NAME, RawGeneration, check_adapter_dir, require
-from llm.qlora.prompting import LABEL_STOP, MAX_LABEL_TOKENS, has_chat_template, render_prompt
+from llm.qlora.backend import SERVED_LORA_NAME, RawGeneration, check_adapter_dir, label_token_count, require
+from llm.qlora.prompting import LABEL_STOP, MAX_ANSWER_TOKENS, MAX_LABEL_TOKENS, has_chat_template, render_prompt
 
 LORA_RANKS = (8, 16, 32, 64, 128, 256, 320, 512)  # the values vLLM accepts for max_lora_rank
 
@@ -36,6 +37,7 @@ class VLLMBackend:
         self.tokenizer: Any = None
         self.lora_request: Any = None
         self._sampling: Any = None
+        self._streaming: Any = None  # label and answer, as deltas (RequestOutputKind.DELTA)
         self._loop: asyncio.AbstractEventLoop | None = None  # the engine's own event loop ...
         self._thread: threading.Thread | None = None  # ... and the thread running it
 
@@ -79,6 +81,9 @@ class VLLMBackend:
             temperature=0.0, max_tokens=MAX_LABEL_TOKENS, stop=[LABEL_STOP], logprobs=1,
             output_kind=RequestOutputKind.FINAL_ONLY,
         )
+        self._streaming = SamplingParams(
+            temperature=0.0, max_tokens=MAX_ANSWER_TOKENS, logprobs=1, output_kind=RequestOutputKind.DELTA,
+        )
 
     async def _on_engine_loop(self, coro: Any) -> Any:
         return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, self._loop))
@@ -108,6 +113,54 @@ class VLLMBackend:
             completion_tokens=len(token_ids),
             extra={"backend": self.name, "finish_reason": completion.finish_reason},
         )
+
+    async def stream(self, question: str) -> AsyncIterator[str | RawGeneration]:
+        """The label and the answer as the engine generates them (DELTA outputs on the engine's loop, handed over
+        through a queue on this one), then the whole generation."""
+        if self.engine is None:
+            raise ModelUnavailableError("the vllm QLoRA backend is not loaded")
+        prompt = render_prompt(self.tokenizer, question)
+        ids = self.tokenizer(prompt, add_special_tokens=not has_chat_template(self.tokenizer))["input_ids"]
+        here = asyncio.get_running_loop()
+        queue: asyncio.Queue = asyncio.Queue()
+        request_id = uuid.uuid4().hex
+
+        async def produce() -> None:  # on the engine's loop
+            try:
+                async for output in self.engine.generate({"prompt_token_ids": ids}, self._streaming, request_id,
+                                                         lora_request=self.lora_request):
+                    here.call_soon_threadsafe(queue.put_nowait, output)
+            except BaseException as exc:  # noqa: BLE001 - handed to the consumer
+                here.call_soon_threadsafe(queue.put_nowait, exc)
+            else:
+                here.call_soon_threadsafe(queue.put_nowait, None)
+
+        job = asyncio.run_coroutine_threadsafe(produce(), self._loop)
+        texts: list[str] = []
+        token_ids: list[int] = []
+        logprobs: list[float] = []
+        finish = None
+        try:
+            while (output := await queue.get()) is not None:
+                if isinstance(output, BaseException):
+                    raise ModelResponseError(f"vLLM failed: {type(output).__name__}: {output}") from output
+                if not output.outputs:
+                    continue
+                completion = output.outputs[0]
+                new_ids = list(completion.token_ids)
+                token_ids += new_ids
+                logprobs += sampled_logprobs(new_ids, completion.logprobs)
+                texts += [self.tokenizer.decode([t]) for t in new_ids]
+                finish = completion.finish_reason or finish
+                if completion.text:
+                    yield completion.text
+        finally:
+            if not job.done():  # the consumer went away: stop the request on the engine
+                await self._on_engine_loop(self.engine.abort(request_id))
+        text = self.tokenizer.decode(token_ids, skip_special_tokens=True)
+        yield RawGeneration(text=text, token_logprobs=logprobs, prompt_tokens=len(ids),
+                            completion_tokens=len(token_ids), label_tokens=label_token_count(texts),
+                            extra={"backend": self.name, "finish_reason": finish, "streamed": True})
 
     async def aclose(self) -> None:
         if self._loop is None:

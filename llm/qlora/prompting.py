@@ -15,6 +15,7 @@ SYSTEM_PROMPT = (
 )
 LABEL_STOP = "\n"  # generation stops here: the first line is the label
 MAX_LABEL_TOKENS = 24  # Banking77's longest label is ~12 Llama 3 tokens
+MAX_ANSWER_TOKENS = 200  # a grounded answer: the label, a newline and the answer (entries are ~40-100 tokens)
 
 
 def build_messages(question: str) -> list[dict[str, str]]:
