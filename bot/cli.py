@@ -75,6 +75,8 @@ def _parser() -> argparse.ArgumentParser:
     target = calibrate.add_mutually_exclusive_group()
     target.add_argument("--target-escalation", type=float, help="share of questions to escalate, e.g. 0.2")
     target.add_argument("--target-accuracy", type=float, help="route accuracy to reach, e.g. 0.97")
+    target.add_argument("--maximize-accuracy", action="store_true",
+                        help="the route's best accuracy on the data, at the smallest escalation share")
     calibrate.add_argument("--data", help="labelled CSV (default: the validation slice of train.csv, never test)")
     calibrate.add_argument("--sample", type=int, help="a stratified sample of N rows")
     calibrate.add_argument("--save", action="store_true", help="store the threshold as the escalation policy")

@@ -132,6 +132,7 @@ def compare_table(arms: list[dict[str, Any]]) -> str:
 
 
 def cmd_calibrate(args, settings: Settings) -> int:
+    from llm.adapters.base import OUT_OF_SCOPE
     from llm.evaluation import evaluate
     from llm.factory import ModelFactory
     from llm.routing.confidence_map import Calibrations, ConfidenceMap
@@ -141,8 +142,9 @@ def cmd_calibrate(args, settings: Settings) -> int:
     if args.save and not args.escalate_to:
         print("bankbot: --save stores an escalation threshold: give --escalate-to", file=sys.stderr)
         return 2
-    if args.escalate_to and args.target_escalation is None and args.target_accuracy is None:
-        print("bankbot: give --target-escalation or --target-accuracy", file=sys.stderr)
+    if args.escalate_to and args.target_escalation is None and args.target_accuracy is None \
+            and not args.maximize_accuracy:
+        print("bankbot: give --target-escalation, --target-accuracy or --maximize-accuracy", file=sys.stderr)
         return 2
     examples = _examples(args)
 
@@ -169,12 +171,15 @@ def cmd_calibrate(args, settings: Settings) -> int:
                                       "ece_after": ece(calibrated, report.answered_correct)}
             if args.escalate_to:
                 calibrations = Calibrations(settings.model_dir)
-                first = await _eval(factory, name, examples, evaluate, calibrations.apply)
-                second = await _eval(factory, args.escalate_to, examples, evaluate, calibrations.apply)
+                first, first_cost = await _answers(factory, name, examples, calibrations.apply)
+                second, second_cost = await _answers(factory, args.escalate_to, examples, calibrations.apply)
+                gold = [e.intent for e in examples]
                 choice = choose_threshold(
-                    first.confidences, first.answered_correct, second.answered_correct,
+                    [r.confidence for r in first], [r.intent == g for r, g in zip(first, gold, strict=True)],
+                    [r.intent == g for r, g in zip(second, gold, strict=True)],
                     target_escalation=args.target_escalation, target_accuracy=args.target_accuracy,
-                    first_cost_usd=_per_question(first), escalation_cost_usd=_per_question(second))
+                    maximize_accuracy=args.maximize_accuracy, escalatable=[r.intent != OUT_OF_SCOPE for r in first],
+                    first_cost_usd=first_cost, escalation_cost_usd=second_cost)
                 out["escalation"] = {"to": factory.resolve(args.escalate_to)} | choice.to_dict()
         finally:
             await factory.aclose()
@@ -197,8 +202,19 @@ def cmd_calibrate(args, settings: Settings) -> int:
     return 0
 
 
-def _per_question(report) -> float | None:
-    return report.cost_usd / report.asked if report.asked and report.device == "cloud" else None
+async def _answers(factory, name: str, examples: list, calibrate) -> tuple[list, float | None]:
+    """Each example's calibrated answer, in the examples' order, and the cost per question (None: no price)."""
+    from llm.routing.offline import answer_each
+
+    adapter = await factory.get(name)
+    with tqdm(total=len(examples), desc=f"calibrate {adapter.name}", unit="q", file=sys.stderr) as bar:
+        answers = await answer_each(adapter, examples, calibrate=calibrate, progress=bar.update)
+    failed = [a for a in answers if isinstance(a, Exception)]
+    if failed:
+        raise RuntimeError(f"{adapter.name} failed on {len(failed)} question(s): {type(failed[0]).__name__}: "
+                           f"{failed[0]}")
+    cost = sum(a.cost_usd or 0.0 for a in answers) / len(answers) if adapter.device == "cloud" else None
+    return answers, cost
 
 
 async def _eval(factory, name: str, examples: list, evaluate, calibrate):

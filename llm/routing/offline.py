@@ -31,6 +31,23 @@ async def _ask(adapter: ModelAdapter, text: str, timeout_s: float,
     return calibrate(result) if calibrate else result
 
 
+async def answer_each(adapter: ModelAdapter, examples: Sequence[Example], *, concurrency: int = 16,
+                      timeout_s: float = 60.0, calibrate: Callable[[GenerationResult], GenerationResult] | None = None,
+                      progress: Callable[[int], None] | None = None) -> list[GenerationResult | Exception]:
+    """The adapter's answer (or error) to each example, in the examples' order, so that two models' answers can
+    be paired question by question (choosing a threshold needs that)."""
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(example: Example) -> GenerationResult | Exception:
+        async with gate:
+            outcome = await _ask(adapter, example.text, timeout_s, calibrate)
+        if progress:
+            progress(1)
+        return outcome
+
+    return list(await asyncio.gather(*(one(e) for e in examples)))
+
+
 def _note(report: EvalReport, example: Example, outcome: GenerationResult | Exception) -> None:
     if isinstance(outcome, Exception):
         report.errors += 1
