@@ -105,6 +105,9 @@ def cmd_eval(args, settings: Settings) -> int:
             [(figures["model"], figures["device"], figures["n"], pct(figures["accuracy"]), pct(figures["macro_f1"]),
               ms(figures["latency_p50_ms"]), ms(figures["latency_p99_ms"]),
               f"{figures['throughput_per_s'] or 0:.1f}/s", figures["errors"])]))
+        if figures["grounded_answers"]:
+            print(f"Grounding rejections: {figures['grounding_rejections']} of {figures['grounded_answers']} "
+                  f"answers ({pct(figures['grounding_rejection_rate'])}): the knowledge-base entry was shown instead")
     return 0
 
 

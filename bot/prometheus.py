@@ -195,6 +195,7 @@ class _StateCollector:
 
         yield from self._model_gauges()
         yield from _routing_metrics(pipeline)
+        yield from _stream_metrics(pipeline, self.metrics.runtime.factory.loaded())
         yield from _benchmark_gauges(self.metrics.latest_benchmark)
 
         request_log = self.metrics.runtime.db.request_log
@@ -267,6 +268,32 @@ def _benchmark_gauges(run: dict[str, Any] | None) -> Iterator[Metric]:
         if when is not None:
             finished.add_metric([], when.timestamp())
     yield from (accuracy, latency, finished)
+
+
+def _stream_metrics(pipeline: Any, loaded: dict[str, Any]) -> Iterator[Metric]:
+    """Time to first words per model (p50/p99 of this replica's latest requests) and grounding rejections of the
+    LLMs (answers whose model wording failed the faithfulness guard: the entry was shown)."""
+    from llm.ttft import ttft_of
+
+    ttft = GaugeMetricFamily("bankbot_ttft_seconds", "Time to the first words of the answer (every model tried "
+                             "before included), p50 and p99 of this replica's latest requests", labels=["model",
+                                                                                                       "quantile"])
+    stats = ttft_of(pipeline)
+    for model in stats.models():
+        figures = stats.snapshot(model)
+        for quantile, key in (("0.5", "ttft_p50_ms"), ("0.99", "ttft_p99_ms")):
+            if figures[key] is not None:
+                ttft.add_metric([model, quantile], figures[key] / 1000)
+    rejections = CounterMetricFamily("bankbot_grounding_rejections", "LLM answers that failed the faithfulness "
+                                     "guard (the knowledge-base entry was shown instead)", labels=["model"])
+    grounded = CounterMetricFamily("bankbot_grounded_answers", "LLM answers judged by the faithfulness guard",
+                                   labels=["model"])
+    for name, adapter in loaded.items():
+        figures = getattr(adapter, "grounding", None)
+        if figures is not None:
+            rejections.add_metric([name], figures.rejections)
+            grounded.add_metric([name], figures.judged)
+    yield from (ttft, rejections, grounded)
 
 
 def _routing_metrics(pipeline: Any) -> Iterator[Metric]:

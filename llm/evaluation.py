@@ -39,6 +39,9 @@ class EvalReport:
     pairs: list[tuple[str, str | None]] = field(default_factory=list, repr=False)  # (gold, predicted)
     confidences: list[float] = field(default_factory=list, repr=False)  # calibrated, one per answer
     answered_correct: list[bool] = field(default_factory=list, repr=False)  # beside each confidence
+    ttft_ms: list[float] = field(default_factory=list, repr=False)  # first words: the whole answer when not streamed
+    grounded: int = 0  # LLM answers the faithfulness guard judged (ANSWER_STYLE=grounded)
+    grounding_rejections: int = 0  # of those, answers that failed it (the entry was shown)
 
     @property
     def asked(self) -> int:
@@ -80,6 +83,9 @@ class EvalReport:
             "throughput_per_s": self.throughput_per_s, "prompt_tokens": self.prompt_tokens,
             "completion_tokens": self.completion_tokens, "cost_usd": self.cost_usd, "wall_s": self.wall_s,
             "first_error": self.first_error,
+            "ttft_p50_ms": percentile(self.ttft_ms, 50), "ttft_p99_ms": percentile(self.ttft_ms, 99),
+            "grounded_answers": self.grounded, "grounding_rejections": self.grounding_rejections,
+            "grounding_rejection_rate": self.grounding_rejections / self.grounded if self.grounded else None,
         } | reliability_figures(self.confidences, self.answered_correct)
 
 
@@ -119,6 +125,10 @@ async def evaluate(adapter: ModelAdapter, examples: Sequence[Example], *, concur
                 queued = float(result.extra.get("queue_ms") or 0.0)
                 report.queue_ms.append(queued)
                 report.latencies_ms.append(max(0.0, result.latency_ms - queued))
+                report.ttft_ms.append(float(result.extra.get("ttft_ms") or max(0.0, result.latency_ms - queued)))
+                if result.extra.get("grounding") in ("passed", "rejected"):
+                    report.grounded += 1
+                    report.grounding_rejections += result.extra["grounding"] == "rejected"
                 report.correct += result.intent == example.intent
                 report.pairs.append((example.intent, result.intent))
                 report.prompt_tokens += result.prompt_tokens

@@ -48,7 +48,40 @@ async def latest_run(runtime: Any) -> dict | None:
 
 
 async def live_metrics(runtime: Any) -> list[dict[str, Any]]:
-    return await runtime.db.request_metrics(datetime.now(UTC) - LIVE_WINDOW)
+    """Per model: requests and error rate from the database, with this replica's time to first words
+    (ttft_p50_ms, ttft_p99_ms) and grounding figures (grounding_rejections of grounded_answers) beside them."""
+    rows = await runtime.db.request_metrics(datetime.now(UTC) - LIVE_WINDOW)
+    return with_stream_figures(rows, runtime.pipeline)
+
+
+def with_stream_figures(rows: list[dict[str, Any]], pipeline: Any) -> list[dict[str, Any]]:
+    from llm.ttft import ttft_of
+
+    try:
+        loaded = pipeline.factory.loaded()
+        ttft = ttft_of(pipeline)
+    except Exception:  # noqa: BLE001 - a pipeline without them (tests' stand-ins) shows the database figures
+        return rows
+    by_model = {r["model"]: dict(r) for r in rows}
+    for name in dict.fromkeys([*by_model, *ttft.models(), *loaded]):
+        figures = loaded[name].get_metrics() if name in loaded else {}
+        grounding = {k: figures[k] for k in ("grounded_answers", "grounding_rejections") if k in figures}
+        snapshot = ttft.snapshot(name)
+        if name in by_model or snapshot["ttft_count"] or grounding.get("grounded_answers"):
+            by_model.setdefault(name, {"model": name}).update(
+                {k: v for k, v in snapshot.items() if k != "ttft_count"} | grounding)
+    return list(by_model.values())
+
+
+def stream_caption(metrics: Sequence[dict[str, Any]]) -> str:
+    """"Time to first words (p50/p99, this replica): gemini 87/120 ms. Grounding rejections: gemini 1 of 20."."""
+    ttft = [f"{m['model']} {ms(m['ttft_p50_ms'])}/{ms(m['ttft_p99_ms'])}" for m in metrics
+            if m.get("ttft_p50_ms") is not None]
+    grounded = [f"{m['model']} {m.get('grounding_rejections', 0)} of {m['grounded_answers']}" for m in metrics
+                if m.get("grounded_answers")]
+    parts = ([f"Time to first words (p50/p99, this replica): {', '.join(ttft)}."] if ttft else []) + (
+        [f"Grounding rejections (entry shown instead): {', '.join(grounded)}."] if grounded else [])
+    return " ".join(parts)
 
 
 def summary_rows(run: dict[str, Any] | None, metrics: Sequence[dict[str, Any]]) -> list[tuple]:
@@ -76,8 +109,9 @@ def summary(run: dict[str, Any] | None, metrics: Sequence[dict[str, Any]], windo
                   f"{run['started_at']:%Y-%m-%d %H:%M} UTC): latency and accuracy.")
     else:
         source = "No benchmark run yet: only live figures."
-    return Figures("Model benchmark", f"{source} Requests and error rate: live, {window}.", SUMMARY_HEADERS,
-                   summary_rows(run, metrics), run["recommendation"] if run else None)
+    caption = f"{source} Requests and error rate: live, {window}. {stream_caption(metrics)}".strip()
+    return Figures("Model benchmark", caption, SUMMARY_HEADERS, summary_rows(run, metrics),
+                   run["recommendation"] if run else None)
 
 
 async def comparison(runtime: Any) -> Figures | None:
