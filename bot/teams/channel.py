@@ -37,9 +37,23 @@ class TeamsChannel:
         async with TypingIndicator(self.context, typing_options=TYPING):
             yield
 
+    async def open_stream(self) -> TeamsLiveStream | None:
+        """An answer streamed as the model writes it (bot/conversation/relay.py): 1:1 chats only, where Teams
+        streams."""
+        if not self.personal:
+            return None
+        self.live = TeamsLiveStream(self.context.streaming_response)
+        return self.live
+
     async def send(self, reply: Reply) -> str | None:
         """Returns the id of the first activity sent (the durable claim records it)."""
         controls = cards.controls_card(reply.actions, reply.feedback_id)
+        live, self.live = getattr(self, "live", None), None
+        if live is not None:  # the answer (or what was shown of it) went out on a stream: finish that stream
+            tail = f"\n\n{footer_line(reply.footer)}" if reply.footer and reply.sink is not None else ""
+            await live.finish(tail, controls if reply.sink is not None else None)
+            if reply.sink is not None:
+                return getattr(self.context.streaming_response, "_stream_id", None) or "streamed"
         if not reply.is_answer:
             return _id(await self.context.send_activity(_with(message(escape(reply.text), reply.suggestions),
                                                               controls)))
@@ -105,6 +119,26 @@ class TeamsChannel:
             stream.set_attachments([cards.attachment(controls)])
         await stream.end_stream()
         return True
+
+
+class TeamsLiveStream:
+    """The SDK's StreamingResponse fed with deltas as they arrive; Teams sends what is queued about once a second."""
+
+    def __init__(self, stream):
+        self.stream = stream
+        self.text = ""
+
+    async def append(self, text: str) -> None:
+        self.text += text
+        self.stream.queue_text_chunk(escape(text))
+        await asyncio.sleep(0)  # the SDK's sender takes the chunk
+
+    async def finish(self, tail: str, controls: dict | None) -> None:
+        if tail:
+            self.stream.queue_text_chunk(tail)
+        if controls:
+            self.stream.set_attachments([cards.attachment(controls)])
+        await self.stream.end_stream()
 
 
 def _with(activity: Activity, card: dict | None) -> Activity:
