@@ -84,6 +84,11 @@ def make_engine(url: str, *, command_timeout_s: float | None = PG_COMMAND_TIMEOU
     return engine
 
 
+class DatabaseHungError(TimeoutError):
+    """A bounded call refused at once: the database left an earlier one unanswered, and another call is
+    checking whether it is back."""
+
+
 class Database:
     def __init__(self, url: str, *, buffer_limit: int = 10_000, flush_interval_s: float = 0.5,
                  batch_size: int = 500, request_timeout_s: float = REQUEST_PATH_TIMEOUT_S):
@@ -98,6 +103,8 @@ class Database:
         self._pruned_at = time.monotonic()
         self._housekeeping: asyncio.Task | None = None
         self._abandoned: set[asyncio.Task] = set()  # bounded calls given up on, still cleaning up
+        self._hung = False  # a bounded call timed out and none has been answered since (see _bounded)
+        self._probing = False  # one call is checking whether the database is back
 
     @property
     def dialect(self) -> str:
@@ -139,23 +146,44 @@ class Database:
                 await conn.execute(text("SELECT 1"))
 
         try:
-            await self._bounded(probe(), PING_TIMEOUT_S)
+            await self._bounded(probe(), PING_TIMEOUT_S, fail_fast=False)  # readiness always asks
         except Exception:  # noqa: BLE001
             return False
         return True
 
-    async def _bounded(self, call: Coroutine[Any, Any, T], timeout_s: float | None = None) -> T:
+    async def bounded(self, call: Coroutine[Any, Any, T], timeout_s: float | None = None) -> T:
+        """``call`` bounded as the request path's database calls are (see ``_bounded``), for callers in bot/."""
+        return await self._bounded(call, timeout_s)
+
+    async def _bounded(self, call: Coroutine[Any, Any, T], timeout_s: float | None = None, *,
+                       fail_fast: bool = True) -> T:
         """``call``'s result, or TimeoutError after ``timeout_s`` (default ``request_timeout_s``) without
-        waiting for the abandoned call to clean up: it is cancelled and finishes in the background."""
+        waiting for the abandoned call to clean up: it is cancelled and finishes in the background.
+
+        A database that hangs would cost every request one timeout per step (claim, rate limit, dialogue...):
+        once a call has timed out, one call at a time tries the database again and the others fail at once,
+        until one gets an answer."""
+        if fail_fast and self._hung and self._probing:
+            call.close()
+            raise DatabaseHungError("the database is not answering; another call is checking whether it is back")
+        probe = self._hung
+        self._probing = self._probing or probe
         task = asyncio.ensure_future(call)
         try:
-            return await asyncio.wait_for(asyncio.shield(task), timeout_s or self.request_timeout_s)
-        except BaseException:
+            result = await asyncio.wait_for(asyncio.shield(task), timeout_s or self.request_timeout_s)
+        except BaseException as exc:
             if not task.done():
                 task.cancel()
                 self._abandoned.add(task)
                 task.add_done_callback(_forget(self._abandoned))
+            self._hung = self._hung or isinstance(exc, TimeoutError)
             raise
+        else:
+            self._hung = False
+            return result
+        finally:
+            if probe:
+                self._probing = False
 
     async def aclose(self, *, flush: bool = True) -> None:
         """Flush the request log (best effort; `flush=False`: the caller has closed it already) and release

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Awaitable
 from dataclasses import replace
 from datetime import timedelta
 from typing import Any
@@ -27,6 +28,7 @@ from storage.models import utcnow
 
 log = logging.getLogger(__name__)
 FAILURES_IN_A_ROW = 2  # turns below the out-of-scope threshold or disliked, in one conversation
+BOOKKEEPING_TIMEOUT_S = 1.0  # a database that hangs costs a customer's answer at most this, per step
 
 
 class Dialogue:
@@ -35,6 +37,15 @@ class Dialogue:
         self.settings = core.settings
         self.store = DialogueStore(core.runtime.db)
         self.kb = load_knowledge_base()
+
+    async def _quietly(self, what: str, call: Awaitable[Any], default: Any = None) -> Any:
+        """`call`'s result, or `default` when the database fails or does not answer within
+        BOOKKEEPING_TIMEOUT_S: the dialogue's bookkeeping never costs a customer the answer."""
+        try:
+            return await self.core.runtime.db.bounded(call, BOOKKEEPING_TIMEOUT_S)
+        except Exception as exc:  # noqa: BLE001 - down, hanging or refusing: answer without it
+            log.warning("could not %s (%s); answering without it", what, type(exc).__name__)
+            return default
 
     def user_hash(self, user: str) -> str:
         salt = self.core.runtime.pipeline.options.user_hash_salt
@@ -47,11 +58,9 @@ class Dialogue:
         if not message.conversation:
             return False
         since = utcnow() - timedelta(hours=self.settings.handoff_silence_hours)
-        try:
-            return await self.store.silencing_case(message.conversation, since) is not None
-        except Exception as exc:  # noqa: BLE001 - an unreachable database must not silence the bot
-            log.warning("could not read hand-off cases (%s); answering", type(exc).__name__)
-            return False
+        # an unreachable database must not silence the bot
+        return await self._quietly("read hand-off cases", self.store.silencing_case(message.conversation, since)) \
+            is not None
 
     async def turn(self, message: Message, channel: Any) -> Reply:
         if not message.conversation:
@@ -60,7 +69,7 @@ class Dialogue:
         turn = {"source": message.source, "conversation": message.conversation, "question": question,
                 "user_hash": self.user_hash(message.user)}
         if handoff.asks_for_person(message.text):
-            turn_id = await self.store.add_turn(**turn, kind="handoff")
+            turn_id = await self._quietly("store the turn", self.store.add_turn(**turn, kind="handoff"))
             return await self.hand_off(channel, turn | {"id": turn_id, "link": message.link}, handoff.ASKED)
         reply = await self.core.ask(message, channel)
         if not reply.is_answer:
@@ -70,17 +79,21 @@ class Dialogue:
         turn |= {"request_id": result.request_id, "model": result.model, "intent": result.intent,
                  "confidence": result.confidence, "arm": (result.extra or {}).get("arm"),  # the router's arm
                  "low": result.intent == OUT_OF_SCOPE, "kind": "clarify" if pair else "answer"}
-        turn_id = await self.store.add_turn(**turn)
+        turn_id = await self._quietly("store the turn", self.store.add_turn(**turn))
+        if turn_id is None:  # the database is away: the answer, without what needs it
+            return replace(reply, feedback_id=result.request_id)
+        asked = None
         if pair:
-            asked = await self.store.add_clarification(
+            asked = await self._quietly("store the clarifying question", self.store.add_clarification(
                 turn_id=turn_id, question=question, offered=",".join(pair.intents), model=result.model,
-                confidences=",".join(f"{p:.4f}" for p in pair.confidences))
+                confidences=",".join(f"{p:.4f}" for p in pair.confidences)))
+        if asked is not None:
             return Reply(Kind.CLARIFY, clarify.question_text(pair, self.kb.title), result=result,
                          actions=clarify.actions(asked, pair, self.kb.title))
         if result.intent in self.settings.urgent:
             return replace(reply, actions=(handoff.person_action(handoff.URGENT, turn_id),),
                            feedback_id=result.request_id)
-        if await self.failing(message.conversation):
+        if await self._quietly("read the conversation's turns", self.failing(message.conversation), False):
             return replace(reply, text=f"{reply.text}\n\n{handoff.OFFER_AFTER_FAILURES}", feedback_id=result.request_id,
                            actions=(handoff.person_action(handoff.REPEATED_FAILURE, turn_id),))
         return replace(reply, feedback_id=result.request_id)
@@ -95,12 +108,14 @@ class Dialogue:
         """Open a case (one per conversation at a time) and tell the customer; the support text without a
         destination."""
         minutes = self.settings.handoff_expected_minutes
-        active = await self.store.active_case(turn["conversation"])
+        active = await self._quietly("read hand-off cases", self.store.active_case(turn["conversation"]))
         if active is not None:
             return Reply(Kind.HANDOFF, handoff.already_open(active["id"], minutes))
-        case_id = await self.store.open_case(
+        case_id = await self._quietly("open a hand-off case", self.store.open_case(
             turn_id=turn.get("id"), source=turn["source"], conversation=turn["conversation"], link=turn.get("link"),
-            question=turn["question"], model=turn.get("model"), intent=turn.get("intent"), reason=reason)
+            question=turn["question"], model=turn.get("model"), intent=turn.get("intent"), reason=reason))
+        if case_id is None:  # never stuck: the way to reach a person directly
+            return Reply(Kind.HANDOFF, handoff.no_destination(self.kb.support_contact))
         case = Case.of(await self.store.case(case_id))
         ref = None
         post = getattr(channel, "post_case", None)
