@@ -35,6 +35,7 @@ class ClaimBook:
         self.lease_s = float(settings.claim_lease_s)
         self.give_up_s = float(settings.answer_give_up_s)
         self.held: set[str] = set()  # keys of the claims this replica works on now
+        self.unsure: set[str] = set()  # of those, claims whose insert timed out: it may or may not have landed
         self.taken_over = 0  # claims of a dead (or stopped) replica this one took over
         self.late_answers = 0  # questions answered after a take-over
         self.give_ups = 0  # questions older than ANSWER_GIVE_UP_S that got the apology instead
@@ -43,12 +44,20 @@ class ClaimBook:
     # -- a question of this replica's ----------------------------------------------------------------------
 
     async def claim(self, key: str, message: Any, reference: dict[str, Any]) -> bool:
-        """The de-duplication claim that also records the work; raises when the database cannot be reached."""
-        won = await self.db.claim_work(key, holder=self.holder, lease_s=self.lease_s, source=message.source,
-                                       user_id=message.user, question=redact(message.text),
-                                       reference=json.dumps(reference | {"conversation": message.conversation,
-                                                                         "link": message.link},
-                                                            separators=(",", ":")))
+        """The de-duplication claim that also records the work; raises when the database cannot be reached
+        (in time). The caller then answers unclaimed, but the insert may still land: the key is kept as held and
+        unsure, so the heartbeat renews that row while this replica answers and the answer marks it answered,
+        rather than leaving it for another replica's sweeper to answer a second time."""
+        try:
+            won = await self.db.claim_work(key, holder=self.holder, lease_s=self.lease_s, source=message.source,
+                                           user_id=message.user, question=redact(message.text),
+                                           reference=json.dumps(reference | {"conversation": message.conversation,
+                                                                             "link": message.link},
+                                                                separators=(",", ":")))
+        except BaseException:
+            self.held.add(key)
+            self.unsure.add(key)
+            raise
         if won:
             self.held.add(key)
         return won
@@ -62,8 +71,9 @@ class ClaimBook:
         """Mark the claim `answering` and renew its lease; also a check that it is still ours (False: another
         replica took it over while this one stalled past its lease, so this one must not answer). Called before
         the model runs and again right before posting. True when the database is down."""
-        return await self._fail_open(self.db.set_claim_state(key, self.holder, ANSWERING, lease_s=self.lease_s),
+        mine = await self._fail_open(self.db.set_claim_state(key, self.holder, ANSWERING, lease_s=self.lease_s),
                                      True)
+        return mine or key in self.unsure  # answered unclaimed: it goes on whether or not its row landed
 
     async def posted(self, key: str, message_id: str | None) -> None:
         if message_id:
@@ -75,10 +85,11 @@ class ClaimBook:
         try:
             await self._fail_open(self.db.set_claim_state(key, self.holder, state, reason), False)
         finally:
-            self.held.discard(key)
+            self.drop(key)
 
     def drop(self, key: str) -> None:
         self.held.discard(key)
+        self.unsure.discard(key)
 
     # -- the replica's leases --------------------------------------------------------------------------------
 
