@@ -27,6 +27,9 @@ _last_purge: dict[int, float] = {}  # per database: monotonic time of the latest
 _purges: set[asyncio.Task] = set()
 
 
+BOOKKEEPING_TIMEOUT_S = 1.0  # a database that hangs costs the context, within this, never the answer
+
+
 class ConversationContext:
     def __init__(self, runtime: Any):
         self.settings = runtime.settings
@@ -42,7 +45,8 @@ class ConversationContext:
         else:
             window = timedelta(hours=self.settings.context_retention_hours)
         try:
-            rows = await self.store.recent(message.conversation, self.settings.context_turns, utcnow() - window)
+            rows = await self.db.bounded(self.store.recent(message.conversation, self.settings.context_turns,
+                                                           utcnow() - window), BOOKKEEPING_TIMEOUT_S)
         except Exception as exc:  # noqa: BLE001 - an unreachable database costs the context, not the answer
             log.warning("could not read the context of %s (%s); answering without it", message.conversation,
                         type(exc).__name__)
@@ -54,7 +58,8 @@ class ConversationContext:
         if not message.conversation or self.settings.context_turns <= 0:
             return
         try:
-            await self.store.add(message.conversation, redact(message.text), redact(answer), intent, model)
+            await self.db.bounded(self.store.add(message.conversation, redact(message.text), redact(answer), intent,
+                                                 model), BOOKKEEPING_TIMEOUT_S)
         except Exception as exc:  # noqa: BLE001 - the answer is already on its way
             log.warning("could not store a context turn of %s (%s)", message.conversation, type(exc).__name__)
             return
