@@ -309,7 +309,11 @@ def _routing_metrics(pipeline: Any) -> Iterator[Metric]:
                               "replica's calls, as this replica last read it", labels=["model"])
     budget = GaugeMetricFamily("bankbot_model_budget_usd", "Each paid model's daily budget (MODEL_BUDGET_USD_PER_DAY)",
                                labels=["model"])
-    for model, figures in pipeline.budgets.snapshot().items():
+    figures_by_model = pipeline.budgets.snapshot()
+    for name, adapter in pipeline.factory.loaded().items():  # a paid model that spent nothing yet shows 0
+        if adapter.sends_data_off_host and name not in figures_by_model:
+            figures_by_model[name] = {"spent_usd": 0.0, "limit_usd": pipeline.budgets.limit_of(name)}
+    for model, figures in figures_by_model.items():
         spend.add_metric([model], figures["spent_usd"])
         if figures["limit_usd"] is not None:
             budget.add_metric([model], figures["limit_usd"])

@@ -145,6 +145,14 @@ class CachingAdapter(ScriptedAdapter):
         return super().get_metrics() | {"answer_cache_hit_rate": 0.75}
 
 
+class PaidAdapter(ScriptedAdapter):
+    """A scripted cloud model with a price, as Gemini is."""
+
+    device = "cloud"
+    sends_data_off_host = True
+    estimated_call_cost_usd = 0.001
+
+
 class GpuAdapter(ScriptedAdapter):
     """A scripted model on a GPU that reports its device's utilization, as the vLLM server backend does."""
 
@@ -184,9 +192,11 @@ async def test_every_series_the_alerts_use_is_exposed():
     alerts = {rule["alert"]: rule["expr"] for group in rules["groups"] for rule in group["rules"]}
     assert {"BankbotHighLatency", "BankbotHighErrorRate", "BankbotModelUnhealthy"} <= set(alerts)
     models = scripted_models(custom=ScriptedAdapter("custom", load_error=RuntimeError("no checkpoint")),
-                             qlora=CachingAdapter("qlora", default=Scripted("qlora answer")))
+                             qlora=CachingAdapter("qlora", default=Scripted("qlora answer")),
+                             gemini=PaidAdapter("gemini", default=Scripted("gemini answer", cost_usd=0.001)))
     async with running_api(models) as api:
         await api.client.post(CHAT, json={"message": "hello"})
+        await api.runtime.factory.get("gemini")  # loaded, as serve's warm-up loads every configured model
         await api.client.get("/ready")
         exposed = set(await scrape(api))
     for name, expr in alerts.items():
