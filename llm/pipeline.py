@@ -306,6 +306,7 @@ class BankingLLMPipeline:
         if result is not None:
             row.update(model=result.model, model_version=result.model_version, device=result.device,
                        latency_ms=result.latency_ms, model_latency_ms=result.model_latency_ms,
+                       ttft_ms=result.extra.get("ttft_ms", result.latency_ms),  # unstreamed: all at once
                        prompt_tokens=result.prompt_tokens, completion_tokens=result.completion_tokens,
                        confidence=result.confidence, intent=result.intent, fallback_from=result.fallback_from)
         else:

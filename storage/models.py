@@ -86,6 +86,7 @@ class RequestRecord(Base):
     device: Mapped[str | None] = mapped_column(String)
     latency_ms: Mapped[float] = mapped_column(Float)  # what the user waited: every model tried, fallbacks included
     model_latency_ms: Mapped[float | None] = mapped_column(Float)  # the answering model's own time
+    ttft_ms: Mapped[float | None] = mapped_column(Float)  # until the first words reached the user (streamed)
     prompt_tokens: Mapped[int] = mapped_column(Integer, default=0)
     completion_tokens: Mapped[int] = mapped_column(Integer, default=0)
     confidence: Mapped[float | None] = mapped_column(Float)

@@ -33,7 +33,7 @@ _REQUIRED = {"request_id": str, "source": str, "model": str, "latency_ms": (int,
 _OPTIONAL = {
     "created_at": datetime, "user_hash": str, "model_version": str, "device": str, "prompt_tokens": int,
     "completion_tokens": int, "confidence": (int, float), "intent": str, "error": str, "fallback_from": str,
-    "message": str, "model_latency_ms": (int, float),
+    "message": str, "model_latency_ms": (int, float), "ttft_ms": (int, float),
     "calls": list,  # one dict per model call (keys _CALL_KEYS), written to model_calls with the request
 }
 _INT_MAX = 2**31 - 1  # INTEGER columns on PostgreSQL

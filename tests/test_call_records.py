@@ -121,3 +121,21 @@ async def test_a_model_still_loading_holds_a_request_only_up_to_its_timeout_and_
         await pipeline.factory.get("slow")
     assert not pipeline.factory.loading("slow")
     assert (await pipeline.generate("card?")).model == "slow" and slow.loads == 1
+
+
+async def test_each_request_row_records_its_time_to_first_token(db):
+    from sqlalchemy import select
+
+    from llm.pipeline import RequestContext
+    from llm.streaming import collect, generate_stream
+    from storage.models import RequestRecord as R
+
+    model = ScriptedAdapter("model", default=Scripted("Your card is on its way. It takes a few days."))
+    pipeline = make_pipeline(db, model)
+    whole = await pipeline.generate("card?", RequestContext(request_id="whole"))
+    _, streamed = await collect(generate_stream(pipeline, "card?", RequestContext(request_id="streamed")))
+    await db.request_log.flush()
+    async with db.engine.connect() as conn:
+        rows = dict((await conn.execute(select(R.request_id, R.ttft_ms))).all())
+    assert rows["whole"] == whole.latency_ms  # not streamed: the first words come with the whole answer
+    assert rows["streamed"] == streamed.extra["ttft_ms"] <= streamed.latency_ms
