@@ -9,7 +9,8 @@ import hashlib
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -141,39 +142,53 @@ class BankingLLMPipeline:
         return self.active_model, None, PRIMARY
 
     async def generate(self, prompt: str, context: RequestContext | None = None) -> GenerationResult:
-        context = context or RequestContext()
-        prompt = self._validate(prompt)
-        failures: dict[str, str] = {}
-        calls: list[ModelCall] = []
-        started = time.perf_counter()
-        first, first_version, first_role = self.first_model(context)
+        request = self._begin(prompt, context)
         try:
-            for name in self.chain(first):
-                role = FALLBACK if calls else first_role
+            for name in self.chain(request.first):
+                role = request.next_role()
                 call_started = time.perf_counter()
                 try:
-                    result = await self._call(name, prompt, first_version if name == first else None)
+                    result = await self._call(name, request.prompt, request.version_for(name))
                 except Exception as exc:  # noqa: BLE001 - every failure moves down the chain
-                    calls.append(failed_call(name, exc, _ms_since(call_started), role))
-                    failures[name] = _reason(exc)
-                    log.warning("model %s failed for request %s: %s", name, context.request_id, failures[name])
+                    request.failed(name, exc, call_started, role)
                     continue
-                calls.append(ok_call(name, result, _ms_since(call_started), role))
-                result = replace(result, extra=result.extra | {"arm": "canary" if role == CANARY else "served"})
-                result = await self._escalate(result, prompt, calls, context)
-                fallback_from = next(iter(failures), None)
-                self.fallbacks += fallback_from is not None
-                result = replace(result, fallback_from=fallback_from, request_id=context.request_id,
-                                 latency_ms=_ms_since(started), model_latency_ms=result.latency_ms)
-                row = self._record(context, prompt, calls, result=result, store=False)
-                if not self._start_shadow(prompt, row, context):
-                    self.store.request_log.add(row)
-                return result
-            error = AllModelsFailedError(failures)
-            self._record(context, prompt, calls, error=str(error), latency_ms=_ms_since(started))
-            raise error
+                request.answered(name, result, call_started, role)
+                result = replace(result, extra=result.extra | {"arm": arm(role)})
+                result = await self._escalate(result, request.prompt, request.calls, request.context)
+                return self._serve(request, result)
+            raise self._all_failed(request)
         finally:
             self._count_request()
+
+    def _begin(self, prompt: str, context: RequestContext | None) -> ChainWalk:
+        """A request's walk down the chain, once its prompt is valid and its first model chosen."""
+        context = context or RequestContext()
+        prompt = self._validate(prompt)
+        started = time.perf_counter()
+        first, first_version, first_role = self.first_model(context)
+        return ChainWalk(context, prompt, first, first_version, first_role, started)
+
+    def _serve(self, request: ChainWalk, result: GenerationResult) -> GenerationResult:
+        """The answer that ends the walk: stamped with the request's figures, recorded, and stored once any
+        shadow call is done."""
+        fallback_from = next(iter(request.failures), None)
+        self.fallbacks += fallback_from is not None
+        result = replace(result, fallback_from=fallback_from, request_id=request.context.request_id,
+                         latency_ms=_ms_since(request.started), model_latency_ms=result.latency_ms)
+        row = self._record(request.context, request.prompt, request.calls, result=result, store=False)
+        if not self._start_shadow(request.prompt, row, request.context):
+            self.store.request_log.add(row)
+        return result
+
+    def _record_failure(self, request: ChainWalk, error: str) -> None:
+        self._record(request.context, request.prompt, request.calls, error=error,
+                     latency_ms=_ms_since(request.started))
+
+    def _all_failed(self, request: ChainWalk) -> AllModelsFailedError:
+        """Every model failed: the request is recorded, and the error to raise carries each model's reason."""
+        error = AllModelsFailedError(request.failures)
+        self._record_failure(request, str(error))
+        return error
 
     def _validate(self, prompt: str) -> str:
         text = (prompt or "").strip()
@@ -248,10 +263,22 @@ class BankingLLMPipeline:
         await asyncio.gather(*pending, return_exceptions=True)
 
     async def _call(self, name: str, prompt: str, version: str | None = None) -> GenerationResult:
-        """One model call (`version`: a version string to ask for, else the model's own). Model faults
-        (transport, timeout, 5xx, cannot load) count against its breaker; an answer rejected for this one
-        prompt (a safety block, malformed output) does not, nor does a spent budget. A paid model's call
-        reserves its estimated cost of the day's budget first. The confidence comes back calibrated."""
+        """One model call (`version`: a version string to ask for, else the model's own), guarded by
+        `_guarded_call`. The confidence comes back calibrated."""
+        async with self._guarded_call(name, version) as call:
+            try:
+                async with asyncio.timeout(call.timeout_s):  # no extra task per call, unlike wait_for on 3.11
+                    call.result = await call.adapter.generate(prompt)
+            except TimeoutError:
+                raise ModelTimeoutError(f"timed out after {call.timeout_s:g}s") from None
+        return self.calibrations.apply(call.result)
+
+    @asynccontextmanager
+    async def _guarded_call(self, name: str, version: str | None) -> AsyncIterator[GuardedCall]:
+        """What every model call goes through, plain or streamed: the breaker, the load (bounded by the model's
+        timeout), a paid model's reservation of its estimated cost of the day's budget, then the body, which
+        sets `result`. Model faults (transport, timeout, 5xx, cannot load) count against the breaker; an answer
+        rejected for this one prompt (a safety block, malformed output) does not, nor does a spent budget."""
         breaker = self.breaker(name)
         if not breaker.allows_call():
             raise CircuitOpenError(f"circuit open after {breaker.consecutive_failures} failures; "
@@ -268,12 +295,8 @@ class BankingLLMPipeline:
                 reserved = await self.budgets.reserve(name, adapter.estimated_call_cost_usd)
                 if reserved is None:
                     raise BudgetExhaustedError(self.budgets.exhausted(name) or "daily budget spent")
-            timeout = self._timeout(name, adapter)
-            try:
-                async with asyncio.timeout(timeout):  # no extra task per call, unlike wait_for on 3.11
-                    result = await adapter.generate(prompt)
-            except TimeoutError:
-                raise ModelTimeoutError(f"timed out after {timeout:g}s") from None
+            call = GuardedCall(adapter, self._timeout(name, adapter))
+            yield call
         except Exception as exc:
             if reserved is not None:
                 await self.budgets.settle(name, reserved, 0.0)
@@ -283,9 +306,8 @@ class BankingLLMPipeline:
                 breaker.record_neutral()
             raise
         if reserved is not None:
-            await self.budgets.settle(name, reserved, result.cost_usd)
+            await self.budgets.settle(name, reserved, call.result.cost_usd)
         breaker.record_success()
-        return self.calibrations.apply(result)
 
     def _timeout(self, name: str, adapter: ModelAdapter) -> float:
         if name in self.options.timeouts:
@@ -368,6 +390,48 @@ class BankingLLMPipeline:
             self.benchmark_task.cancel()
             await asyncio.gather(self.benchmark_task, return_exceptions=True)
         await self.factory.aclose()
+
+
+@dataclass
+class GuardedCall:
+    """A model call let through by `BankingLLMPipeline._guarded_call`: the loaded adapter and its timeout; the
+    body sets the result."""
+    adapter: ModelAdapter
+    timeout_s: float
+    result: GenerationResult | None = None
+
+
+@dataclass
+class ChainWalk:
+    """One request on its way down the chain (the same for a plain and a streamed answer): when it started,
+    its first model, each model call made and why each failed model failed."""
+    context: RequestContext
+    prompt: str
+    first: str
+    first_version: str | None
+    first_role: str
+    started: float
+    calls: list[ModelCall] = field(default_factory=list)
+    failures: dict[str, str] = field(default_factory=dict)
+
+    def next_role(self) -> str:
+        return FALLBACK if self.calls else self.first_role
+
+    def version_for(self, name: str) -> str | None:
+        return self.first_version if name == self.first else None
+
+    def answered(self, name: str, result: GenerationResult, call_started: float, role: str) -> None:
+        self.calls.append(ok_call(name, result, _ms_since(call_started), role))
+
+    def failed(self, name: str, exc: BaseException, call_started: float, role: str) -> None:
+        self.calls.append(failed_call(name, exc, _ms_since(call_started), role))
+        self.failures[name] = _reason(exc)
+        log.warning("model %s failed for request %s: %s", name, self.context.request_id, self.failures[name])
+
+
+def arm(role: str) -> str:
+    """The arm a served answer came from, in its extra."""
+    return "canary" if role == CANARY else "served"
 
 
 def _ms_since(started: float) -> float:

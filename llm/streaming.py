@@ -22,9 +22,8 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from llm.adapters.base import GenerationResult
-from llm.calls import CANARY, FALLBACK, ModelCall, failed_call, ok_call
-from llm.errors import AllModelsFailedError, BudgetExhaustedError, CircuitOpenError, LLMError, ModelTimeoutError
-from llm.pipeline import RequestContext, _reason
+from llm.errors import LLMError, ModelTimeoutError
+from llm.pipeline import RequestContext, _ms_since, arm
 from llm.ttft import ttft_of
 
 if TYPE_CHECKING:
@@ -45,110 +44,66 @@ class AnswerInterruptedError(LLMError):
 
 async def generate_stream(pipeline: BankingLLMPipeline, prompt: str,
                           context: RequestContext | None = None) -> AsyncIterator[str | GenerationResult]:
-    context = context or RequestContext()
-    prompt = pipeline._validate(prompt)
-    failures: dict[str, str] = {}
-    calls: list[ModelCall] = []
-    started = time.perf_counter()
-    first, first_version, first_role = pipeline.first_model(context)
+    request = pipeline._begin(prompt, context)
     try:
-        for name in pipeline.chain(first):
-            role = FALLBACK if calls else first_role
+        for name in pipeline.chain(request.first):
+            role = request.next_role()
             call_started = time.perf_counter()
             shown: list[str] = []
             ttft_ms: float | None = None
             result: GenerationResult | None = None
             try:
-                async with aclosing(_model_stream(pipeline, name, prompt,
-                                                  first_version if name == first else None)) as stream:
+                async with aclosing(_model_stream(pipeline, name, request.prompt,
+                                                  request.version_for(name))) as stream:
                     async for item in stream:
                         if isinstance(item, GenerationResult):
                             result = item
                             break
                         if ttft_ms is None:
-                            ttft_ms = _ms_since(started)
+                            ttft_ms = _ms_since(request.started)
                         shown.append(item)
                         yield item
             except Exception as exc:  # noqa: BLE001 - before the first delta every failure moves down the chain
-                calls.append(failed_call(name, exc, _ms_since(call_started), role))
-                failures[name] = _reason(exc)
-                log.warning("model %s failed for request %s: %s", name, context.request_id, failures[name])
+                request.failed(name, exc, call_started, role)
                 if not shown:
                     continue
                 yield APOLOGY_LINE  # after the first delta: the answer ends here, and says so
-                error = f"{name} failed after the answer had started: {failures[name]}"
-                pipeline._record(context, prompt, calls, error=error, latency_ms=_ms_since(started))
+                reason = request.failures[name]
+                pipeline._record_failure(request, f"{name} failed after the answer had started: {reason}")
                 ttft_of(pipeline).record(name, ttft_ms or 0.0)
-                raise AnswerInterruptedError("".join(shown) + APOLOGY_LINE, name, failures[name],
-                                             context.request_id) from exc
+                raise AnswerInterruptedError("".join(shown) + APOLOGY_LINE, name, reason,
+                                             request.context.request_id) from exc
             assert result is not None
-            calls.append(ok_call(name, result, _ms_since(call_started), role))
-            fallback_from = next(iter(failures), None)
-            pipeline.fallbacks += fallback_from is not None
-            ttft_ms = ttft_ms if ttft_ms is not None else _ms_since(started)
-            extra = result.extra | {"arm": "canary" if role == CANARY else "served", "ttft_ms": round(ttft_ms, 3),
-                                    "model_ttft_ms": result.extra.get("ttft_ms")}
-            result = replace(result, extra=extra, fallback_from=fallback_from, request_id=context.request_id,
-                             latency_ms=_ms_since(started), model_latency_ms=result.latency_ms)
+            request.answered(name, result, call_started, role)
+            ttft_ms = ttft_ms if ttft_ms is not None else _ms_since(request.started)
+            result = replace(result, extra=result.extra | {"arm": arm(role), "ttft_ms": round(ttft_ms, 3),
+                                                           "model_ttft_ms": result.extra.get("ttft_ms")})
             ttft_of(pipeline).record(result.model, ttft_ms)
-            row = pipeline._record(context, prompt, calls, result=result, store=False)
-            if not pipeline._start_shadow(prompt, row, context):
-                pipeline.store.request_log.add(row)
-            yield result
+            yield pipeline._serve(request, result)
             return
-        error = AllModelsFailedError(failures)
-        pipeline._record(context, prompt, calls, error=str(error), latency_ms=_ms_since(started))
-        raise error
+        raise pipeline._all_failed(request)
     finally:
         pipeline._count_request()
 
 
 async def _model_stream(pipeline: BankingLLMPipeline, name: str, prompt: str,
                         version: str | None) -> AsyncIterator[str | GenerationResult]:
-    """One model's stream, as `BankingLLMPipeline._call` makes one call: breaker, load timeout, budget, the
-    model's timeout over the whole stream, and the confidence calibrated."""
-    breaker = pipeline.breaker(name)
-    if not breaker.allows_call():
-        raise CircuitOpenError(f"circuit open after {breaker.consecutive_failures} failures; "
-                               f"retry in {breaker.retry_in_s():.0f}s")
-    reserved: float | None = None
-    result: GenerationResult | None = None
-    try:
-        load_timeout = pipeline.options.timeouts.get(name, pipeline.options.timeout_s)
-        try:
-            async with asyncio.timeout(load_timeout):
-                adapter = await pipeline.factory.get(version or pipeline.switcher.version_of(name))
-        except TimeoutError:
-            raise ModelTimeoutError(f"still loading after {load_timeout:g}s") from None
-        if adapter.estimated_call_cost_usd is not None:
-            reserved = await pipeline.budgets.reserve(name, adapter.estimated_call_cost_usd)
-            if reserved is None:
-                raise BudgetExhaustedError(pipeline.budgets.exhausted(name) or "daily budget spent")
-        timeout = pipeline._timeout(name, adapter)
-        deadline = asyncio.get_running_loop().time() + timeout
-        async with aclosing(adapter.stream(prompt)) as stream:
+    """One model's stream, guarded as `BankingLLMPipeline._call` guards one call, with the model's timeout over
+    the whole stream, and the confidence calibrated."""
+    async with pipeline._guarded_call(name, version) as call:
+        deadline = asyncio.get_running_loop().time() + call.timeout_s
+        async with aclosing(call.adapter.stream(prompt)) as stream:
             while True:
                 try:
                     async with asyncio.timeout_at(deadline):  # no yield inside: the consumer's time is its own
                         item = await anext(stream)
                 except TimeoutError:
-                    raise ModelTimeoutError(f"timed out after {timeout:g}s") from None
+                    raise ModelTimeoutError(f"timed out after {call.timeout_s:g}s") from None
                 if isinstance(item, GenerationResult):
-                    result = item
+                    call.result = item
                     break
                 yield item
-    except Exception as exc:
-        if reserved is not None:
-            await pipeline.budgets.settle(name, reserved, 0.0)
-        if getattr(exc, "model_fault", True):
-            breaker.record_failure()
-        else:
-            breaker.record_neutral()
-        raise
-    if reserved is not None:
-        await pipeline.budgets.settle(name, reserved, result.cost_usd)
-    breaker.record_success()
-    yield pipeline.calibrations.apply(result)
+    yield pipeline.calibrations.apply(call.result)
 
 
 async def collect(stream: AsyncIterator[str | GenerationResult]) -> tuple[list[str], GenerationResult]:
@@ -159,7 +114,3 @@ async def collect(stream: AsyncIterator[str | GenerationResult]) -> tuple[list[s
             return deltas, item
         deltas.append(item)
     raise RuntimeError("the stream ended without a result")
-
-
-def _ms_since(started: float) -> float:
-    return (time.perf_counter() - started) * 1000
