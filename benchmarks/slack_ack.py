@@ -9,16 +9,11 @@ Usage: python benchmarks/slack_ack.py [--model-dir models] [--events 200] [--run
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import json
 import os
-import socket
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import aiohttp
@@ -26,24 +21,13 @@ import aiohttp
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from benchmarks.ack_load import free_port, model_dir, parse_args, post_all, report, wait_healthy  # noqa: E402
 from llm import banking77  # noqa: E402
 from llm.stats import percentile  # noqa: E402
 from tests.fake_slack import BOT_USER_ID, FakeSlack  # noqa: E402
 from tests.slack_helpers import event_body, mention, signed_headers  # noqa: E402
 
 SECRET = "benchmark-signing-secret"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def model_dir(path: Path) -> Path:
-    """MODEL_DIR for the server: the given directory, or its parent when it is the checkpoint itself."""
-    path = path.resolve()
-    return path if (path / "custom").is_dir() else path.parent
 
 
 def start_server(tmp: str, port: int, fake: FakeSlack, models: Path) -> subprocess.Popen:
@@ -59,21 +43,6 @@ def start_server(tmp: str, port: int, fake: FakeSlack, models: Path) -> subproce
     env["PYTHONPATH"] = str(REPO)
     return subprocess.Popen([*command, "serve", "--no-train"], cwd=tmp, env=env, stdout=sys.stderr,
                             stderr=sys.stderr)
-
-
-async def wait_healthy(http: aiohttp.ClientSession, url: str, process: subprocess.Popen, within_s: float = 120):
-    deadline = time.monotonic() + within_s
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"bankbot serve exited with {process.returncode}")
-        try:
-            async with http.get(url + "/health") as response:
-                if response.status == 200:
-                    return
-        except aiohttp.ClientError:
-            pass
-        await asyncio.sleep(0.2)
-    raise SystemExit("bankbot serve did not become healthy")
 
 
 def replies_in(fake: FakeSlack, threads: set[str]) -> int:
@@ -95,29 +64,15 @@ async def one_run(http, url: str, fake: FakeSlack, questions: list[str], tag: st
         requests.append((body.encode(), signed_headers(body, secret=SECRET)))
     threads = {e["ts"] for e in events}
 
-    async def send(body: bytes, headers: dict) -> float:
-        started = time.perf_counter()
-        async with http.post(url + "/slack/events", data=body, headers=headers) as response:
-            await response.read()
-            if response.status != 200:
-                raise SystemExit(f"ack failed with HTTP {response.status}")
-        return (time.perf_counter() - started) * 1000
-
-    started = time.perf_counter()
-    acks = await asyncio.gather(*(send(b, h) for b, h in requests))
-    await fake.wait_for(lambda f: replies_in(f, threads) >= len(events), within_s=600)
-    all_replied_s = time.perf_counter() - started
-    await asyncio.sleep(1.0)  # any second reply would show up here
+    acks, all_replied_s = await post_all(
+        http, url + "/slack/events", requests, 200, "ack failed",
+        lambda: fake.wait_for(lambda f: replies_in(f, threads) >= len(events), within_s=600))
     return (percentile(acks, 50), percentile(acks, 99), all_replied_s, replies_in(fake, threads),
             answers_in(fake, threads))
 
 
 async def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model-dir", type=Path, default=REPO / "models")
-    parser.add_argument("--events", type=int, default=200)
-    parser.add_argument("--runs", type=int, default=3)
-    args = parser.parse_args()
+    args = parse_args(__doc__)
     questions = [e.text for e in banking77.load_split("test")[: args.events]]
     fake = await FakeSlack().start()
     port = free_port()
@@ -137,22 +92,8 @@ async def main() -> None:
             process.terminate()
             process.wait(timeout=30)
             await fake.stop()
-    p50s, p99s, totals, replies, answers = zip(*runs, strict=True)
-    print(f"Slack ack latency: {args.events} concurrent signed app_mention events, custom model, "
-          f"{args.runs} runs (medians)")
-    print(f"  ack p50: {statistics.median(p50s):7.1f} ms   (runs: {', '.join(f'{v:.1f}' for v in p50s)})")
-    print(f"  ack p99: {statistics.median(p99s):7.1f} ms   (runs: {', '.join(f'{v:.1f}' for v in p99s)})")
-    print(f"  all replies posted after: {statistics.median(totals):.2f} s   "
-          f"(runs: {', '.join(f'{v:.2f}' for v in totals)})")
-    print(f"  replies per run: {', '.join(map(str, replies))} (expected exactly {args.events} each); "
-          f"of which model answers: {', '.join(map(str, answers))} (the rest: apologies)")
-    print(f"  load average during the runs: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
-    print(f"  target ack p99 <= 100 ms: {'met' if statistics.median(p99s) <= 100 else 'NOT met'}")
-    print(json.dumps({"ack_p50_ms": statistics.median(p50s), "ack_p99_ms": statistics.median(p99s),
-                      "all_replied_s": statistics.median(totals), "replies": list(replies),
-                      "answers": list(answers)}))
-    if any(r != args.events for r in replies):
-        sys.exit(1)
+    report(runs, args.events, f"Slack ack latency: {args.events} concurrent signed app_mention events, custom model",
+           "ack", "target ack p99", 100, "ack")
 
 
 if __name__ == "__main__":

@@ -11,15 +11,12 @@ Usage: python benchmarks/teams_ack.py [--model-dir models] [--events 200] [--run
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import aiohttp
@@ -28,7 +25,7 @@ from cryptography.hazmat.primitives import serialization
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from benchmarks.slack_ack import free_port, model_dir, wait_healthy  # noqa: E402
+from benchmarks.ack_load import free_port, model_dir, parse_args, post_all, report, wait_healthy  # noqa: E402
 from llm import banking77  # noqa: E402
 from llm.stats import percentile  # noqa: E402
 from tests.fake_connector import FakeConnector, Identity  # noqa: E402
@@ -76,30 +73,16 @@ async def one_run(http, url: str, connector: FakeConnector, identity: Identity, 
     headers = {"Content-Type": "application/json", "Authorization": f"Bearer {token}"}
     conversations = {b["conversation"]["id"] for b in bodies}
 
-    async def send(body: bytes) -> float:
-        started = time.perf_counter()
-        async with http.post(url + "/api/messages", data=body, headers=headers) as response:
-            await response.read()
-            if response.status != 202:
-                raise SystemExit(f"activity refused with HTTP {response.status}")
-        return (time.perf_counter() - started) * 1000
-
-    started = time.perf_counter()
-    latencies = await asyncio.gather(*(send(b) for b in requests))
-    await connector.wait_for(lambda c: replies_in(c, conversations) >= len(bodies), within_s=600)
-    all_replied_s = time.perf_counter() - started
-    await asyncio.sleep(1.0)  # any second reply would show up here
+    latencies, all_replied_s = await post_all(
+        http, url + "/api/messages", [(body, headers) for body in requests], 202, "activity refused",
+        lambda: connector.wait_for(lambda c: replies_in(c, conversations) >= len(bodies), within_s=600))
     answers = sum(1 for p in connector.messages() if p.conversation in conversations and "confidence" in p.text)
     return (percentile(latencies, 50), percentile(latencies, 99), all_replied_s, replies_in(connector, conversations),
             answers)
 
 
 async def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model-dir", type=Path, default=REPO / "models")
-    parser.add_argument("--events", type=int, default=200)
-    parser.add_argument("--runs", type=int, default=3)
-    args = parser.parse_args()
+    args = parse_args(__doc__)
     questions = [e.text for e in banking77.load_split("test")[: args.events]]
     connector = await FakeConnector().start()
     identity = Identity()
@@ -119,22 +102,8 @@ async def main() -> None:
             process.terminate()
             process.wait(timeout=30)
             await connector.stop()
-    p50s, p99s, totals, replies, answers = zip(*runs, strict=True)
-    print(f"Teams response latency: {args.events} concurrent signed message activities (1:1 chats), custom model, "
-          f"{args.runs} runs (medians)")
-    print(f"  HTTP response p50: {statistics.median(p50s):7.1f} ms   (runs: {', '.join(f'{v:.1f}' for v in p50s)})")
-    print(f"  HTTP response p99: {statistics.median(p99s):7.1f} ms   (runs: {', '.join(f'{v:.1f}' for v in p99s)})")
-    print(f"  all replies posted after: {statistics.median(totals):.2f} s   "
-          f"(runs: {', '.join(f'{v:.2f}' for v in totals)})")
-    print(f"  replies per run: {', '.join(map(str, replies))} (expected exactly {args.events} each); "
-          f"of which model answers: {', '.join(map(str, answers))} (the rest: apologies)")
-    print(f"  load average during the runs: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
-    print(f"  target p99 <= 200 ms: {'met' if statistics.median(p99s) <= 200 else 'NOT met'}")
-    print(json.dumps({"response_p50_ms": statistics.median(p50s), "response_p99_ms": statistics.median(p99s),
-                      "all_replied_s": statistics.median(totals), "replies": list(replies),
-                      "answers": list(answers)}))
-    if any(r != args.events for r in replies):
-        sys.exit(1)
+    report(runs, args.events, f"Teams response latency: {args.events} concurrent signed message activities "
+           "(1:1 chats), custom model", "HTTP response", "target p99", 200, "response")
 
 
 if __name__ == "__main__":
