@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import statistics
 import sys
 import time
@@ -24,13 +23,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-
-def rss_mb() -> float:
-    with open("/proc/self/statm") as handle:
-        pages = int(handle.read().split()[1])
-    import os
-
-    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+from benchmarks.model_targets import print_figures, rss_mb, spread_sample  # noqa: E402
 
 
 def main() -> None:
@@ -71,7 +64,7 @@ def main() -> None:
     throughput = len(examples) / (time.perf_counter() - started)
     correct = sum(i.label == e.intent and i.confidence >= threshold for i, e in zip(intents, examples, strict=True))
     rejected = sum(i.confidence < threshold for i in intents)
-    sample = examples[:: max(1, len(examples) // args.sample)][: args.sample]
+    sample = spread_sample(examples, args.sample)
 
     intent_ms = []
     for e in sample:
@@ -122,9 +115,7 @@ def main() -> None:
         "load_rss_mb": "<= 200",
         "train_seconds": "<= 600",
     }
-    for key, value in figures.items():
-        print(f"{key:>26}: {value}" + (f"   (target {targets[key]})" if key in targets else ""))
-    print(json.dumps(figures))
+    print_figures(figures, targets)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import statistics
 import sys
@@ -26,11 +25,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-
-def rss_mb() -> float:
-    with open("/proc/self/statm") as handle:
-        pages = int(handle.read().split()[1])
-    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+from benchmarks.model_targets import print_figures, rss_mb, spread_sample  # noqa: E402
 
 
 def accuracy(predictor, examples) -> tuple[float, int]:
@@ -78,7 +73,7 @@ def main() -> None:
         predictor.classify([e.text for e in test[i : i + 64]])
     throughput = len(test) / (time.perf_counter() - started)
 
-    sample = test[:: max(1, len(test) // args.sample)][: args.sample]
+    sample = spread_sample(test, args.sample)
     intent_ms, tokenize_ms = [], []
     for e in sample:
         t = time.perf_counter()
@@ -123,9 +118,7 @@ def main() -> None:
         "load_rss_mb": "<= 400",
         "train_seconds": "<= 600",
     }
-    for key, value in figures.items():
-        print(f"{key:>26}: {value}" + (f"   (target {targets[key]})" if key in targets else ""))
-    print(json.dumps(figures))
+    print_figures(figures, targets)
 
 
 if __name__ == "__main__":
