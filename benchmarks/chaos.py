@@ -8,7 +8,7 @@ d) kill -9 of one replica, e) SIGTERM of one replica, f) kill -9 of both replica
 Per scenario it prints the answers delivered against those expected, duplicate answers, request rows lost and
 the time to recover; d and f also print answered against acknowledged (the questions a killed replica had
 acknowledged are taken over by the other's sweeper, or by the restarted replica's start-up sweep). Leases are
-short here (CLAIM_LEASE_S=3, SWEEP_INTERVAL_S=0.5) so a take-over happens within seconds. Everything is on 127.0.0.1,
+shorter here (CLAIM_LEASE_S=10, SWEEP_INTERVAL_S=1) so a take-over happens within seconds. Everything is on 127.0.0.1,
 every wait is bounded, and the database is dropped at the end.
 Usage: python benchmarks/chaos.py [--events 500] [--seed 1] [--pg 127.0.0.1:5432]
 """
@@ -223,7 +223,7 @@ async def main() -> None:
                "SLACK_BOT_TOKEN": "xoxb-chaos", "SLACK_SIGNING_SECRET": SECRET, "SLACK_API_URL": fake.api_url,
                "SCRIPTED_DELAY_S": "0.2", "MODEL_TIMEOUT_S": "1", "BREAKER_COOLDOWN_S": "2",
                "RATE_LIMIT_USER_PER_MIN": "0", "RATE_LIMIT_API_PER_MIN": "0", "LOG_LEVEL": "WARNING",
-               "CLAIM_LEASE_S": "3", "SWEEP_INTERVAL_S": "0.5"}
+               "CLAIM_LEASE_S": "10", "SWEEP_INTERVAL_S": "1"}
         with tempfile.TemporaryDirectory() as tmp:
             tmp = args.logs or tmp
             async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:

@@ -63,7 +63,7 @@ async def claim(conn: AsyncConnection, insert, key: str, *, holder: str, lease_s
 
 
 async def set_state(conn: AsyncConnection, key: str, holder: str, state: str, now: datetime,
-                    reason: str | None = None, lease_s: float | None = None) -> bool:
+                    reason: str | None = None, lease_s: float | None = None, answer_ref: str | None = None) -> bool:
     """Move the claim to ``state`` if ``holder`` still holds it and it is open; False otherwise (taken over).
     ``lease_s``: the lease is renewed too (until ``now + lease_s``), so the holder that checks it still holds
     the claim right before posting keeps it for a whole lease while it posts."""
@@ -72,6 +72,8 @@ async def set_state(conn: AsyncConnection, key: str, holder: str, state: str, no
         values["reason"] = reason[:500]
     if lease_s is not None:
         values["lease_expires_at"] = now + timedelta(seconds=lease_s)
+    if answer_ref is not None:  # the posted message's id, recorded with the state that follows the post
+        values["answer_ref"] = func.coalesce(ProcessedEvent.answer_ref, answer_ref)
     result = await conn.execute(update(ProcessedEvent).where(
         ProcessedEvent.event_id == key, ProcessedEvent.holder == holder, ProcessedEvent.state.in_(OPEN))
         .values(values))

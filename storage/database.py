@@ -326,12 +326,12 @@ class Database:
         return claimed
 
     async def set_claim_state(self, key: str, holder: str, state: str, reason: str | None = None,
-                              lease_s: float | None = None) -> bool:
+                              lease_s: float | None = None, answer_ref: str | None = None) -> bool:
         """Move an open claim ``holder`` holds to ``state`` (renewing its lease for ``lease_s`` when given);
         False when it is no longer ``holder``'s."""
         async def change() -> bool:
             async with self.engine.begin() as conn:
-                return await claims.set_state(conn, key, holder, state, utcnow(), reason, lease_s)
+                return await claims.set_state(conn, key, holder, state, utcnow(), reason, lease_s, answer_ref)
 
         return await self._bounded(change())
 

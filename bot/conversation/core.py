@@ -102,8 +102,9 @@ class ConversationCore:
         await self.respond(message, channel)
 
     async def respond(self, message: Message, channel: Channel, *, resumed: bool = False) -> bool:
-        """Screen, ask, send; a durable claim this replica holds moves to `answering`, then `answered` with the
-        posted message's id (or `failed`). `resumed`: a question taken over from a dead replica (its rate limit
+        """Screen, ask, send; a durable claim this replica holds moves to `answering` (checked again right before
+        the post: it still holds it, and its lease is renewed), then `answered` with the posted message's id (or
+        `failed`). `resumed`: a question taken over from a dead replica (its rate limit
         was counted when it arrived). True when a reply was sent; never raises."""
         book = claims_of(self.runtime)
         key = message.delivery if message.delivery in book.held else None
@@ -128,8 +129,7 @@ class ConversationCore:
         message_id = None if reply.kind is Kind.SILENT else await channel.send(reply)
         if key:
             book = claims_of(self.runtime)
-            await book.posted(key, message_id)
-            await book.finish(key)
+            await book.finish(key, message_id=message_id)
         return True
 
     @staticmethod

@@ -73,17 +73,19 @@ class ClaimBook:
         the model runs and again right before posting. True when the database is down."""
         mine = await self._fail_open(self.db.set_claim_state(key, self.holder, ANSWERING, lease_s=self.lease_s),
                                      True)
-        return mine or key in self.unsure  # answered unclaimed: it goes on whether or not its row landed
+        if mine or key not in self.unsure:
+            return mine
+        # Answered unclaimed: it goes on unless its row landed and another replica has taken it over since.
+        claim = await self._fail_open(self.db.get_claim(key), None)
+        return claim is None or claim.holder == self.holder
 
-    async def posted(self, key: str, message_id: str | None) -> None:
-        if message_id:
-            await self._fail_open(self.db.record_claim_post(key, message_id), False)
-
-    async def finish(self, key: str, *, reason: str | None = None) -> None:
-        """`answered`, or `failed` with `reason`; the claim is no longer this replica's work."""
+    async def finish(self, key: str, *, reason: str | None = None, message_id: str | None = None) -> None:
+        """`answered` (with the posted message's id, in the same statement), or `failed` with `reason`; the claim
+        is no longer this replica's work."""
         state = FAILED if reason else ANSWERED
         try:
-            await self._fail_open(self.db.set_claim_state(key, self.holder, state, reason), False)
+            await self._fail_open(self.db.set_claim_state(key, self.holder, state, reason, answer_ref=message_id),
+                                  False)
         finally:
             self.drop(key)
 

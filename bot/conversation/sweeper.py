@@ -70,12 +70,11 @@ async def resume(core: ConversationCore, claim: Claim, channel: Channel) -> None
     if posted:
         log.info("question %s was already answered (message %s); not posting it again", claim.key, posted)
         book.already_posted += 1
-        await book.posted(claim.key, posted)
-        await book.finish(claim.key)
+        await book.finish(claim.key, message_id=posted)
         return
     if claim.age_s(core.runtime.db.now()) > book.give_up_s:
-        await book.posted(claim.key, await channel.send(Reply(Kind.APOLOGY, LATE)))  # raises: retried later
-        await book.finish(claim.key, reason=GAVE_UP)
+        message_id = await channel.send(Reply(Kind.APOLOGY, LATE))  # raises: retried later
+        await book.finish(claim.key, reason=GAVE_UP, message_id=message_id)
         book.give_ups += 1
         return
     where = json.loads(claim.reference)
