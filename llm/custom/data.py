@@ -17,6 +17,22 @@ from llm.custom.tokenizer import BankTokenizer, normalize_question
 OUT_OF_SCOPE_TARGET = -1  # label index of a synthetic non-banking prompt: uniform target over the intents
 
 
+def select(examples: Sequence[Example], intents: Sequence[str] | None, per_intent: int | None) -> list[Example]:
+    """The examples of `intents` only (None: all), at most the first `per_intent` of each (None: all), in order."""
+    if intents is not None:
+        wanted = set(intents)
+        examples = [e for e in examples if e.intent in wanted]
+    if per_intent is None:
+        return list(examples)
+    seen: dict[str, int] = {}
+    kept = []
+    for e in examples:
+        seen[e.intent] = seen.get(e.intent, 0) + 1
+        if seen[e.intent] <= per_intent:
+            kept.append(e)
+    return kept
+
+
 def stratified_split(examples: Sequence[Example], fraction: float, seed: int) -> tuple[list, list]:
     """(train, validation): `fraction` of each intent's examples held out, deterministic under `seed`."""
     by_intent: dict[str, list[Example]] = defaultdict(list)

@@ -125,7 +125,8 @@ def train_custom(
     kb = load_knowledge_base()
     answers = [kb.answer(label) for label in all_labels]
 
-    train_ex, val_ex = data.stratified_split(_select(load_split("train"), params), params.val_fraction, params.seed)
+    selected = data.select(load_split("train"), params.intents, params.per_intent)
+    train_ex, val_ex = data.stratified_split(selected, params.val_fraction, params.seed)
     label_index = {label: i for i, label in enumerate(all_labels)}
     train_labels = [label_index[e.intent] for e in train_ex]
     val_y = torch.tensor([label_index[e.intent] for e in val_ex], dtype=torch.long)
@@ -258,18 +259,3 @@ def _phase_weights(params: TrainParams, main_steps: int, check_questions: int) -
         "exact-answer check": check_questions * CHECK_QUESTION_S,
         "save": SAVE_S,
     }
-
-
-def _select(examples: list[Example], params: TrainParams) -> list[Example]:
-    if params.intents is not None:
-        wanted = set(params.intents)
-        examples = [e for e in examples if e.intent in wanted]
-    if params.per_intent is not None:
-        seen: dict[str, int] = {}
-        kept = []
-        for e in examples:
-            seen[e.intent] = seen.get(e.intent, 0) + 1
-            if seen[e.intent] <= params.per_intent:
-                kept.append(e)
-        examples = kept
-    return examples

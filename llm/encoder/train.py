@@ -19,9 +19,9 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from llm.banking77 import Example, labels, load_split
+from llm.banking77 import labels, load_split
 from llm.config import LLMSettings
-from llm.custom.data import augment, stratified_split
+from llm.custom.data import augment, select, stratified_split
 from llm.custom.ngram_intents import NgramIntentModel
 from llm.custom.out_of_scope import synthetic_out_of_scope
 from llm.custom.tokenizer import normalize_question
@@ -109,7 +109,8 @@ def train_encoder(config: LLMSettings | EncoderTrainParams, progress: bool = Tru
     model = EncoderClassifier(AutoModel.from_pretrained(str(base_dir)), len(all_labels))
     kb = load_knowledge_base()
 
-    train_ex, val_ex = stratified_split(_select(load_split("train"), params), params.val_fraction, params.seed)
+    selected = select(load_split("train"), params.intents, params.per_intent)
+    train_ex, val_ex = stratified_split(selected, params.val_fraction, params.seed)
     label_index = {label: i for i, label in enumerate(all_labels)}
     oos = synthetic_out_of_scope(params.n_out_of_scope, seed=params.seed)
     texts = [e.text for e in train_ex] + oos
@@ -197,18 +198,3 @@ def train_encoder(config: LLMSettings | EncoderTrainParams, progress: bool = Tru
               f"temperature {meta.temperature:.3f}, out-of-scope threshold {meta.oos_threshold:.3f}, "
               f"saved to {params.out_dir}")
     return report
-
-
-def _select(examples: list[Example], params: EncoderTrainParams) -> list[Example]:
-    if params.intents is not None:
-        wanted = set(params.intents)
-        examples = [e for e in examples if e.intent in wanted]
-    if params.per_intent is not None:
-        seen: dict[str, int] = {}
-        kept = []
-        for e in examples:
-            seen[e.intent] = seen.get(e.intent, 0) + 1
-            if seen[e.intent] <= params.per_intent:
-                kept.append(e)
-        examples = kept
-    return examples
