@@ -13,6 +13,7 @@ from bot.rate_limit import RateLimiter
 from storage.database import Database
 from tests.fake_slack import BOT_USER_ID, FakeSlack
 from tests.slack_helpers import event_body, mention
+from tests.storage_helpers import migrated_database
 from tests.tcp_proxy import TcpProxy
 from tests.test_chaos_replicas import deliver, replica, replies_per_thread
 
@@ -22,12 +23,9 @@ HUNG_S = 8.0
 
 
 async def test_claim_event_times_out_on_a_black_hole_and_works_again_after(postgres_url):
-    async with TcpProxy() as proxy:
-        db = Database(proxy.rewrite(postgres_url), request_timeout_s=0.2)
+    async with TcpProxy() as proxy, migrated_database(proxy.rewrite(postgres_url), request_timeout_s=0.2) as db:
         fresh = Database(proxy.rewrite(postgres_url), request_timeout_s=0.2)  # no pooled connection yet
         try:
-            await db.upgrade()
-            await db.truncate_all()
             assert await db.claim_event("Ev-before") is True
             proxy.black_hole()
             for database in (db, fresh):  # a pooled connection goes silent; a new one is never answered
@@ -42,33 +40,26 @@ async def test_claim_event_times_out_on_a_black_hole_and_works_again_after(postg
             assert await db.claim_event("Ev-before") is False
             assert await fresh.claim_event("Ev-after") is True
         finally:
-            await db.aclose()
             await fresh.aclose()
 
 
 async def test_while_one_call_waits_on_a_hung_database_the_others_fail_at_once(postgres_url):
     """A hanging database costs one bounded wait, not one per step of every request: once a call timed out,
     a single call checks whether the database is back and concurrent ones are refused at once."""
-    async with TcpProxy() as proxy:
-        db = Database(proxy.rewrite(postgres_url), request_timeout_s=0.2)
+    async with TcpProxy() as proxy, migrated_database(proxy.rewrite(postgres_url), request_timeout_s=0.2) as db:
+        proxy.black_hole()
         try:
-            await db.upgrade()
-            await db.truncate_all()
-            proxy.black_hole()
-            try:
-                await db.claim_event("Ev-first")
-            except TimeoutError:
-                pass
-            async with asyncio.timeout(HUNG_S):
-                outcomes = await asyncio.gather(*(db.claim_event(f"Ev-{i}") for i in range(5)),
-                                                return_exceptions=True)
-            kinds = sorted(type(o).__name__ for o in outcomes)
-            assert kinds == ["DatabaseHungError"] * 4 + ["TimeoutError"]  # one checked, four did not wait
-            await proxy.restore()
-            assert await db.claim_event("Ev-back") is True  # the next call checks, and is answered
-            assert await db.claim_event("Ev-back-2") is True
-        finally:
-            await db.aclose()
+            await db.claim_event("Ev-first")
+        except TimeoutError:
+            pass
+        async with asyncio.timeout(HUNG_S):
+            outcomes = await asyncio.gather(*(db.claim_event(f"Ev-{i}") for i in range(5)),
+                                            return_exceptions=True)
+        kinds = sorted(type(o).__name__ for o in outcomes)
+        assert kinds == ["DatabaseHungError"] * 4 + ["TimeoutError"]  # one checked, four did not wait
+        await proxy.restore()
+        assert await db.claim_event("Ev-back") is True  # the next call checks, and is answered
+        assert await db.claim_event("Ev-back-2") is True
 
 
 async def test_rate_limit_checks_fail_open_on_a_black_hole(postgres_url):
@@ -89,10 +80,8 @@ async def test_rate_limit_checks_fail_open_on_a_black_hole(postgres_url):
 
 
 async def test_slack_events_are_answered_unclaimed_while_the_database_never_answers(postgres_url):
-    migrated = Database(postgres_url)
-    await migrated.upgrade()
-    await migrated.truncate_all()
-    await migrated.aclose()
+    async with migrated_database(postgres_url):
+        pass
     fake = await FakeSlack().start()
     try:
         async with (TcpProxy() as proxy, replica(proxy.rewrite(postgres_url), fake) as (url, work, runtime),
