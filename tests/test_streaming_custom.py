@@ -5,19 +5,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from llm.adapters.base import OUT_OF_SCOPE, GenerationResult
+from llm.adapters.base import OUT_OF_SCOPE
 from llm.context import Turn, with_history
+from tests.stream_helpers import collect
 from tests.test_custom_answer_cache import random_predictor, write_checkpoint
-
-
-async def collect(adapter, prompt):
-    deltas, result = [], None
-    async for item in adapter.stream(prompt):
-        if isinstance(item, GenerationResult):
-            result = item
-        else:
-            deltas.append(item)
-    return deltas, result
 
 
 async def test_custom_streams_the_same_text_that_it_returns(tmp_path):

@@ -8,12 +8,12 @@ import json
 
 import pytest
 
-from llm.adapters.base import GenerationResult
 from llm.adapters.gemini import GeminiAdapter
 from llm.config import LLMSettings
 from llm.context import Turn, with_history
 from llm.knowledge_base import load_knowledge_base
 from tests.fake_gemini import FakeGemini
+from tests.stream_helpers import collect
 
 KB = load_knowledge_base()
 LOST = KB.answer("lost_or_stolen_card")
@@ -40,16 +40,6 @@ async def gemini(fake):
     await adapter.load()
     yield adapter
     await adapter.aclose()
-
-
-async def collect(adapter, prompt):
-    deltas, result = [], None
-    async for item in adapter.stream(prompt):
-        if isinstance(item, GenerationResult):
-            result = item
-        else:
-            deltas.append(item)
-    return deltas, result
 
 
 async def test_a_faithful_paraphrase_is_shown_in_gemini_s_own_words(fake, gemini):

@@ -7,26 +7,16 @@ import asyncio
 
 import pytest
 
-from llm.adapters.base import GenerationResult
 from llm.adapters.qlora import QLoRAAdapter
 from llm.config import LLMSettings
 from llm.knowledge_base import load_knowledge_base
+from tests.stream_helpers import collect
 from tests.test_qlora import fake_server, trained  # noqa: F401 - the module's fixtures: tiny model, fake server
 
 KB = load_knowledge_base()
 LOST = KB.answer("lost_or_stolen_card")
 FAITHFUL = ("Open the app, tap Cards, select the card and freeze it straight away. If you're sure it's gone, "
             "report it as lost or stolen and order a replacement.")
-
-
-async def collect(adapter, prompt):
-    deltas, result = [], None
-    async for item in adapter.stream(prompt):
-        if isinstance(item, GenerationResult):
-            result = item
-        else:
-            deltas.append(item)
-    return deltas, result
 
 
 async def remote(server, **values):
