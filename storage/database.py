@@ -152,17 +152,19 @@ class Database:
         return True
 
     async def bounded(self, call: Coroutine[Any, Any, T], timeout_s: float | None = None) -> T:
-        """``call`` bounded as the request path's database calls are (see ``_bounded``), for callers in bot/."""
-        return await self._bounded(call, timeout_s)
+        """``call`` bounded as the request path's database calls are, for bookkeeping in bot/ that an answer can
+        go without (dialogue, context): it fails at once while the database is known to hang (see ``_bounded``)."""
+        return await self._bounded(call, timeout_s, fail_fast=True)
 
     async def _bounded(self, call: Coroutine[Any, Any, T], timeout_s: float | None = None, *,
-                       fail_fast: bool = True) -> T:
+                       fail_fast: bool = False) -> T:
         """``call``'s result, or TimeoutError after ``timeout_s`` (default ``request_timeout_s``) without
         waiting for the abandoned call to clean up: it is cancelled and finishes in the background.
 
-        A database that hangs would cost every request one timeout per step (claim, rate limit, dialogue...):
-        once a call has timed out, one call at a time tries the database again and the others fail at once,
-        until one gets an answer."""
+        A database that hangs would cost every request one timeout per step (dialogue, context...): once a call
+        has timed out, one ``fail_fast`` call at a time tries the database again and the others fail at once,
+        until one gets an answer. Claims and rate limits always ask (a busy database is not a hung one, and an
+        unclaimed answer risks a duplicate)."""
         if fail_fast and self._hung and self._probing:
             call.close()
             raise DatabaseHungError("the database is not answering; another call is checking whether it is back")
