@@ -41,6 +41,13 @@ PING_TIMEOUT_S = 5.0
 REQUEST_PATH_TIMEOUT_S = 1.0  # a call a user waits on: past this the caller fails open
 SQLITE_BUSY_TIMEOUT_S = 30.0  # how long a writer waits for another connection's lock
 PG_CONNECT_TIMEOUT_S = 10.0
+# An answer takes several short writes (claim and its states, dialogue and context turns, request rows): under a
+# burst, a claim that waits for a free connection past its 1 s bound is answered unclaimed, and may be answered
+# twice. 10 + 20 per replica keeps that wait short and stays well within PostgreSQL's default 100 connections
+# for a few replicas.
+PG_POOL_SIZE = 10
+PG_MAX_OVERFLOW = 20
+PG_CLAIMS_POOL_SIZE = 5  # + as many overflow: the claims' and rate limits' own connections
 PG_COMMAND_TIMEOUT_S = 30.0  # any one statement (migrations run on an engine of their own, without it)
 PRUNE_EVERY_S = 60.0  # how often one process deletes finished rate-limit windows and old event ids
 EVENT_RETENTION = timedelta(hours=1)  # processed Slack event ids kept this long (Slack retries for minutes)
@@ -50,13 +57,15 @@ OPEN_CLAIM_RETENTION = timedelta(days=7)  # and claims never finished (no replic
 READ_ONLY = "bankbot_read_only"  # execution option of Database.reads: SQLite begins those deferred
 
 
-def make_engine(url: str, *, command_timeout_s: float | None = PG_COMMAND_TIMEOUT_S) -> AsyncEngine:
+def make_engine(url: str, *, command_timeout_s: float | None = PG_COMMAND_TIMEOUT_S,
+                pool_size: int = PG_POOL_SIZE, max_overflow: int = PG_MAX_OVERFLOW) -> AsyncEngine:
     """An async engine tuned per backend: SQLite gets WAL, foreign keys and a busy timeout; PostgreSQL gets
     connect and statement timeouts."""
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
-        return create_async_engine(url, pool_pre_ping=True, connect_args={
-            "timeout": PG_CONNECT_TIMEOUT_S, "command_timeout": command_timeout_s})
+        return create_async_engine(url, pool_pre_ping=True, pool_size=pool_size, max_overflow=max_overflow,
+                                   connect_args={"timeout": PG_CONNECT_TIMEOUT_S,
+                                                 "command_timeout": command_timeout_s})
     in_memory = parsed.database in (None, "", ":memory:")
     engine = create_async_engine(
         url,
@@ -95,6 +104,11 @@ class Database:
         self.url = url
         self.request_timeout_s = request_timeout_s
         self.engine = make_engine(url)
+        # Claims and rate-limit hits open every answer and have a 1 s bound: on PostgreSQL they get connections of
+        # their own, so a burst's bookkeeping (dialogue, context, claim states) never makes them queue for one
+        # (an unclaimed answer may be given twice). SQLite serialises writes anyway: one engine.
+        self.claims_engine = (make_engine(url, pool_size=PG_CLAIMS_POOL_SIZE, max_overflow=PG_CLAIMS_POOL_SIZE)
+                              if self.engine.dialect.name == "postgresql" else self.engine)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         self.reads = self.engine.execution_options(**{READ_ONLY: True})  # same pool; never takes the write lock
         self.read_sessions = async_sessionmaker(self.reads, expire_on_commit=False)
@@ -199,6 +213,8 @@ class Database:
                 await self.request_log.aclose()
         finally:
             await self.engine.dispose()
+            if self.claims_engine is not self.engine:
+                await self.claims_engine.dispose()
 
     # -- settings -------------------------------------------------------------------------------------
 
@@ -305,7 +321,7 @@ class Database:
                      .returning(ProcessedEvent.event_id))
 
         async def claim() -> bool:
-            async with self.engine.begin() as conn:
+            async with self.claims_engine.begin() as conn:
                 return (await conn.execute(statement)).first() is not None
 
         claimed = await self._bounded(claim())
@@ -319,7 +335,7 @@ class Database:
         """claim_event's durable form: the first claim of ``key`` also records the work (``question`` already
         redacted), held by ``holder`` for ``lease_s``. TimeoutError after ``request_timeout_s``."""
         async def insert_claim() -> bool:
-            async with self.engine.begin() as conn:
+            async with self.claims_engine.begin() as conn:
                 return await claims.claim(conn, self._insert, key, holder=holder, lease_s=lease_s, now=utcnow(),
                                           source=source, user_id=user_id, question=question, reference=reference)
 
@@ -397,7 +413,7 @@ class Database:
         """Count one hit of ``key`` in the current ``window_s`` window; refused past ``limit`` hits.
         TimeoutError after ``request_timeout_s`` (a user waits on it)."""
         async def hit() -> RateDecision:
-            async with self.engine.begin() as conn:
+            async with self.claims_engine.begin() as conn:
                 return await rate_limits.hit(conn, self._insert, key, window_s, limit, time.time())
 
         decision = await self._bounded(hit())

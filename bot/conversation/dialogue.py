@@ -93,7 +93,8 @@ class Dialogue:
         if result.intent in self.settings.urgent:
             return replace(reply, actions=(handoff.person_action(handoff.URGENT, turn_id),),
                            feedback_id=result.request_id)
-        if await self._quietly("read the conversation's turns", self.failing(message.conversation), False):
+        if turn["low"] and await self._quietly("read the conversation's turns", self.failing(message.conversation),
+                                               False):  # an answer in scope ends any run of failures: no read
             return replace(reply, text=f"{reply.text}\n\n{handoff.OFFER_AFTER_FAILURES}", feedback_id=result.request_id,
                            actions=(handoff.person_action(handoff.REPEATED_FAILURE, turn_id),))
         return replace(reply, feedback_id=result.request_id)
