@@ -90,7 +90,7 @@ def report(runs: list[Run], events: int, title: str, label: str, target: str, ta
     print(f"  all replies posted after: {statistics.median(totals):.2f} s   "
           f"(runs: {', '.join(f'{v:.2f}' for v in totals)})")
     print(f"  replies per run: {', '.join(map(str, replies))} (expected exactly {events} each); "
-          f"of which model answers: {', '.join(map(str, answers))} (the rest: apologies)")
+          f"of which model answers: {', '.join(map(str, answers))} (the rest: apologies or clarifying questions)")
     print(f"  load average during the runs: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     print(f"  {target} <= {target_ms:g} ms: {'met' if statistics.median(p99s) <= target_ms else 'NOT met'}")
     print(json.dumps({f"{key}_p50_ms": statistics.median(p50s), f"{key}_p99_ms": statistics.median(p99s),

@@ -50,7 +50,7 @@ def replies_in(fake: FakeSlack, threads: set[str]) -> int:
 
 
 def answers_in(fake: FakeSlack, threads: set[str]) -> int:
-    """Replies that are model answers (they carry the model footer), not apologies."""
+    """Replies that are model answers (they carry the model footer), not apologies or clarifying questions."""
     return sum(1 for p in fake.posts() if p.get("thread_ts") in threads
                and any(b.get("type") == "context" for b in p.get("blocks") or []))
 
