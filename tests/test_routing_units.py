@@ -123,3 +123,18 @@ def test_llm_switch_grammar():
     assert parse("Shadow OFF") == Command("shadow_off")
     for bad in ("qlora 0%", "qlora 150%", "qlora ten%", "qlora 10% now", "shadow", "shadow gemini -5%"):
         assert isinstance(parse(bad), str), bad
+
+
+def test_a_calibrated_llm_answer_has_its_runner_up_on_the_same_scale(tmp_path):
+    from llm.adapters.base import GenerationResult
+    from llm.routing.confidence_map import Calibrations
+
+    ConfidenceMap([0.2, 0.8], [0.1, 0.9], n=10).save(tmp_path, "gemini")
+    top = [["card_arrival", 0.8], ["card_delivery_estimate", 0.2]]
+    raw = GenerationResult("answer", "card_arrival", 5.0, 10, 5, 0.8, "gemini_2.0_flash_v1.0.0", "cloud",
+                           model="gemini", extra={"top_intents": top})
+    calibrated = Calibrations(tmp_path).apply(raw)
+    assert calibrated.confidence == pytest.approx(0.9)
+    assert calibrated.extra["top_intents"] == [["card_arrival", pytest.approx(0.9)],
+                                               ["card_delivery_estimate", pytest.approx(0.1)]]
+    assert calibrated.extra["raw_confidence"] == 0.8 and raw.extra["top_intents"][1][1] == 0.2  # not mutated

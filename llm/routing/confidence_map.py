@@ -89,5 +89,7 @@ class Calibrations:
         mapping = self.get(result.model)
         if mapping is None:
             return result
-        return replace(result, confidence=mapping(result.confidence),
-                       extra=result.extra | {"raw_confidence": result.confidence})
+        extra = result.extra | {"raw_confidence": result.confidence}
+        if result.extra.get("top_intents"):  # the runner-up on the same scale, so a clarifying margin means one thing
+            extra["top_intents"] = [[label, mapping(p)] for label, p in result.extra["top_intents"]]
+        return replace(result, confidence=mapping(result.confidence), extra=extra)
