@@ -3,7 +3,8 @@
 A child process (`python -m bot.training`) rather than a thread: training is minutes of Python and torch work
 that would hold the GIL and both cores, and a thread cannot be stopped at shutdown. The child runs at a lower
 CPU priority (nice 10) so the server's loop stays responsive, and reports progress as JSON lines on its stdout:
-``{"progress": 0.42, "phase": "main loop"}``. Its stderr (logs) goes to the server's. The checkpoint goes to
+``{"progress": 0.42, "phase": "main loop"}``. Its stderr (logs and the training's progress bar) goes to the
+server's, so `make run` shows the bar. The checkpoint goes to
 MODEL_DIR/custom, where the custom adapter reads it once the child exits 0.
 """
 
@@ -11,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 import json
 import logging
 import os
@@ -96,12 +96,6 @@ def report(fraction: float, phase: str = "") -> None:
     print(json.dumps({"progress": round(float(fraction), 4), "phase": phase}), flush=True)
 
 
-def progress_kwargs(train: Callable[..., Any]) -> dict[str, Any]:
-    """``{"on_progress": report}`` where `train` accepts it (llm.custom.train.train_custom does once it reports
-    its phases); otherwise the parent sees 0 until the end."""
-    return {"on_progress": report} if "on_progress" in inspect.signature(train).parameters else {}
-
-
 def run_child(train: Callable[[], Any]) -> None:
     """The child's body: lower its priority, then train; stdout carries only reports."""
     with contextlib.suppress(OSError):
@@ -118,7 +112,8 @@ def main() -> None:
 
     settings = load_settings()
     configure_logging(settings.log_level)
-    run_child(lambda: train_custom(settings, progress=False, **progress_kwargs(train_custom)))
+    # the progress bar goes to stderr, the server's terminal (`make run` shows it); reports go to the parent
+    run_child(lambda: train_custom(settings, progress=True, on_progress=report))
 
 
 if __name__ == "__main__":

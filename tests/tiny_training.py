@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from bot.settings import load_settings
-from bot.training import progress_kwargs, report, run_child
+from bot.training import report, run_child
 from llm.custom.train import TrainParams, train_custom
 from llm.custom.transformer import GPTConfig
 
@@ -40,7 +40,7 @@ def main() -> None:
 
     def train() -> None:
         hold_at_gate()
-        train_custom(tiny_params(settings.custom_checkpoint_dir), progress=False, **progress_kwargs(train_custom))
+        train_custom(tiny_params(settings.custom_checkpoint_dir), progress=False, on_progress=report)
 
     run_child(train)
 
