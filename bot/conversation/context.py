@@ -15,6 +15,7 @@ import time
 from datetime import timedelta
 from typing import Any
 
+from bot.conversation.bookkeeping import FAILED, fail_open
 from llm.context import Turn
 from llm.redact import redact
 from storage.context_turns import ContextStore
@@ -25,9 +26,6 @@ PURGE_EVERY_S = 3600.0
 
 _last_purge: dict[int, float] = {}  # per database: monotonic time of the latest purge
 _purges: set[asyncio.Task] = set()
-
-
-BOOKKEEPING_TIMEOUT_S = 1.0  # a database that hangs costs the context, within this, never the answer
 
 
 class ConversationContext:
@@ -44,26 +42,20 @@ class ConversationContext:
             window = timedelta(minutes=self.settings.context_window_min)
         else:
             window = timedelta(hours=self.settings.context_retention_hours)
-        try:
-            rows = await self.db.bounded(self.store.recent(message.conversation, self.settings.context_turns,
-                                                           utcnow() - window), BOOKKEEPING_TIMEOUT_S)
-        except Exception as exc:  # noqa: BLE001 - an unreachable database costs the context, not the answer
-            log.warning("could not read the context of %s (%s); answering without it", message.conversation,
-                        type(exc).__name__)
-            return []
+        rows = await fail_open(self.db, f"read the context of {message.conversation}",
+                               self.store.recent(message.conversation, self.settings.context_turns,
+                                                 utcnow() - window), [])
         return [Turn(r["question"], r["answer"], r["intent"], r["created_at"]) for r in rows]
 
     async def remember(self, message: Any, answer: str, intent: str | None, model: str | None) -> None:
         """Store the turn, redacted; never raises."""
         if not message.conversation or self.settings.context_turns <= 0:
             return
-        try:
-            await self.db.bounded(self.store.add(message.conversation, redact(message.text), redact(answer), intent,
-                                                 model), BOOKKEEPING_TIMEOUT_S)
-        except Exception as exc:  # noqa: BLE001 - the answer is already on its way
-            log.warning("could not store a context turn of %s (%s)", message.conversation, type(exc).__name__)
-            return
-        self._purge_when_due()
+        stored = await fail_open(self.db, f"store a context turn of {message.conversation}",
+                                 self.store.add(message.conversation, redact(message.text), redact(answer), intent,
+                                                model), FAILED)
+        if stored is not FAILED:
+            self._purge_when_due()
 
     async def purge(self) -> int:
         """Delete turns older than CONTEXT_RETENTION_HOURS; how many went."""

@@ -18,6 +18,7 @@ from typing import Any
 
 from bot.conversation import clarify, feedback, handoff
 from bot.conversation.actions import ActionEvent, Do, split_value
+from bot.conversation.bookkeeping import fail_open
 from bot.conversation.core import Kind, Message, Reply
 from bot.conversation.handoff import Case
 from llm.adapters.base import OUT_OF_SCOPE
@@ -28,7 +29,6 @@ from storage.models import utcnow
 
 log = logging.getLogger(__name__)
 FAILURES_IN_A_ROW = 2  # turns below the out-of-scope threshold or disliked, in one conversation
-BOOKKEEPING_TIMEOUT_S = 1.0  # a database that hangs costs a customer's answer at most this, per step
 
 
 class Dialogue:
@@ -39,13 +39,7 @@ class Dialogue:
         self.kb = load_knowledge_base()
 
     async def _quietly(self, what: str, call: Awaitable[Any], default: Any = None) -> Any:
-        """`call`'s result, or `default` when the database fails or does not answer within
-        BOOKKEEPING_TIMEOUT_S: the dialogue's bookkeeping never costs a customer the answer."""
-        try:
-            return await self.core.runtime.db.bounded(call, BOOKKEEPING_TIMEOUT_S)
-        except Exception as exc:  # noqa: BLE001 - down, hanging or refusing: answer without it
-            log.warning("could not %s (%s); answering without it", what, type(exc).__name__)
-            return default
+        return await fail_open(self.core.runtime.db, what, call, default)
 
     def user_hash(self, user: str) -> str:
         salt = self.core.runtime.pipeline.options.user_hash_salt
