@@ -92,7 +92,7 @@ class ModelFactory:
         task = self._loads.get(key)
         if task is None:
             task = self._loads[key] = asyncio.ensure_future(self._load(name, version))
-            task.add_done_callback(lambda done: self._loads.pop(key, None) and None)
+            task.add_done_callback(lambda _: self._loads.pop(key, None))
             task.add_done_callback(lambda done: done.cancelled() or done.exception())  # never "unretrieved"
         return await asyncio.shield(task)
 
