@@ -100,8 +100,9 @@ def resumers(app: web.Application) -> dict:
         from bot.slack.context import BotServices
         from bot.slack.reply import resume_question
 
-        services, client = BotServices.create(app[RUNTIME], app[SLACK_WORK]), app[SLACK_APP].client
-        found["slack"] = (lambda claim: resume_question(claim, services, client), app[SLACK_WORK])
+        services, slack = BotServices.create(app[RUNTIME], app[SLACK_WORK]), app[SLACK_APP]
+        services.installation_store = slack.installation_store
+        found["slack"] = (lambda claim: resume_question(claim, services, slack), app[SLACK_WORK])
     if TEAMS_FRONT_END in app:
         from bot.teams.channel import resume_question as resume_teams
 

@@ -67,6 +67,7 @@ class SlackHarness:
     custom: ScriptedAdapter
     gemini: ScriptedAdapter
     work: Work | None = None  # the listener tasks running after their ack
+    app: Any = None  # the aiohttp application (bot.server.build_web_app)
 
     async def settled(self, within_s: float = 30.0) -> None:
         """Wait until no Slack listener is running. Listener tasks start in the order their events were
@@ -119,7 +120,7 @@ async def slack_harness(*, custom: ScriptedAdapter | None = None, gemini: Script
     http = aiohttp.ClientSession()
     try:
         yield SlackHarness(fake, runtime, str(server.make_url("")).rstrip("/"), http, custom, gemini,
-                           web_app.get(SLACK_WORK))
+                           web_app.get(SLACK_WORK), web_app)
     finally:
         await http.close()
         await server.close()

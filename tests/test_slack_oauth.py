@@ -1,5 +1,6 @@
 """Installs in many workspaces: the OAuth flow stores each installation in our database, events are answered with
-their own workspace's token, and tokens_revoked deletes the installation. Signed HTTP against the fake Web API."""
+their own workspace's token, and tokens_revoked deletes the installation; a question taken over from a dead
+replica is answered with its workspace's token too. Signed HTTP against the fake Web API."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import time
 
 from slack_sdk.oauth.installation_store.sqlalchemy import SQLAlchemyInstallationStore
 
+from bot.conversation.sweeper import Sweeper
+from bot.server import resumers
 from storage.slack_installations import slack_bots, slack_installations, slack_oauth_states
 from tests.fake_slack import BOT_USER_ID
 from tests.slack_helpers import mention, signed_headers, slack_harness
@@ -92,3 +95,21 @@ async def test_an_expiring_rotated_token_is_refreshed_before_it_is_used():
         async with h.runtime.db.engine.connect() as conn:
             tokens = {r.bot_token for r in (await conn.execute(slack_bots.select())).all()}
         assert "xoxb-TR-rotated" in tokens  # the refreshed token is stored for the next event
+
+
+async def test_a_question_taken_over_from_a_dead_replica_is_answered_with_its_workspace_token(frozen_clock):
+    async with slack_harness(**OAUTH) as h:
+        await _complete_install(h, "TA")
+        await _complete_install(h, "TB")
+        where = {"channel": "CTB", "ts": "1800000000.000300", "thread_ts": "1800000000.000300", "direct": False,
+                 "workspace": ":TB"}
+        assert await h.runtime.db.claim_work(":TB:EvTB1", holder="dead:1", lease_s=10, source="slack",
+                                             user_id=":TB:U1", question="where is my card?",
+                                             reference=json.dumps(where))
+        frozen_clock.advance(11)
+        [taken] = await Sweeper(h.runtime, resumers(h.app)).sweep()
+        assert taken.key == ":TB:EvTB1"
+        await h.fake.wait_for(lambda f: len(f.posts()) == 1)
+        [post] = [c for c in h.fake.calls if c.method == "chat.postMessage"]
+        assert (post.params["channel"], post.params["thread_ts"], post.token) == ("CTB", "1800000000.000300",
+                                                                                  "xoxb-TB")

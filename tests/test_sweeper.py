@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 import aiohttp
+import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
@@ -24,7 +25,7 @@ from storage.database import Database
 from tests.clock import FrozenClock
 from tests.fake_slack import BOT_ID, BOT_USER_ID, FakeSlack
 from tests.scripted import Scripted, ScriptedAdapter, builders
-from tests.slack_helpers import SECRET, event_body, mention, signed_headers
+from tests.slack_helpers import SECRET, event_body, mention, message, signed_headers
 
 LEASE_S = 20.0
 CHANNEL = "C0SWEEP"
@@ -55,8 +56,9 @@ class Replica:
 
 @asynccontextmanager
 async def replica(url: str, fake: FakeSlack, *, gate: asyncio.Event | None = None, wait_swept: bool = True,
-                  **overrides):
-    """One replica on `url`; it sweeps only when a test says so (and once at start-up)."""
+                  on_response=None, **overrides):
+    """One replica on `url`; it sweeps only when a test says so (and once at start-up). `on_response(request)`
+    runs in each request's own task right before its response is sent."""
     model = ScriptedAdapter("custom", default=Scripted("card news", gate=gate))
     settings = Settings(**{"database_url": url, "slack_bot_token": "xoxb-test", "slack_signing_secret": SECRET,
                            "slack_api_url": fake.api_url, "llm_model_version": "custom", "fallback_order": "custom",
@@ -64,6 +66,8 @@ async def replica(url: str, fake: FakeSlack, *, gate: asyncio.Event | None = Non
                            "show_model_footer": False, "claim_lease_s": LEASE_S, "sweep_interval_s": 3600} | overrides)
     runtime = await Runtime.create(settings, builders=builders(model))
     app = build_web_app(runtime)
+    if on_response is not None:
+        app.on_response_prepare.append(lambda request, response: on_response(request))
     server = TestServer(app, host="127.0.0.1")
     await server.start_server()
     if wait_swept:
@@ -110,6 +114,34 @@ async def test_a_question_whose_replica_died_is_answered_by_another_once(databas
         assert (stored.state, stored.answer_ref) == ("answered", fake.messages[CHANNEL][-1]["ts"])
         assert (b.book.taken_over, b.book.late_answers) == (1, 1)
     assert len(fake.posts()) == 1
+
+
+@pytest.mark.parametrize("event", [mention(f"<@{BOT_USER_ID}> my card 4111 1111 1111 1111 is gone", channel=CHANNEL),
+                                   message("my card 4111 1111 1111 1111 is gone", channel="D0SWEEP")],
+                         ids=["mention", "direct message"])
+async def test_a_question_is_claimed_before_slack_gets_its_ack(database_url, database, frozen_clock, event):
+    """Slack never re-delivers an acknowledged event, so the claim (the question, redacted, and where to answer)
+    is in the database when the ack goes out: read from the ack's own task, before its response is sent."""
+    at_ack = []
+
+    async def read_claim(request) -> None:
+        if request.path == "/slack/events":
+            at_ack.append(await database.get_claim("EvAck"))
+
+    gate = asyncio.Event()  # the model answers only once the test has looked
+    async with fake_slack() as fake, replica(database_url, fake, gate=gate, on_response=read_claim) as a:
+        async with aiohttp.ClientSession() as http:
+            body = event_body(event, "EvAck")
+            async with http.post(a.events_url, data=body, headers=signed_headers(body)) as response:
+                assert response.status == 200
+        [claim] = at_ack
+        assert claim is not None and claim.state == "claimed" and claim.holder == a.book.holder
+        assert "4111" not in claim.question and claim.question.startswith("my card")
+        assert json.loads(claim.reference)["ts"] == event["ts"]
+        gate.set()
+        await fake.wait_for(lambda f: len(f.posts()) == 1, within_s=30)
+        await asyncio.gather(*a.app[SLACK_WORK].tasks)
+        assert (await database.get_claim("EvAck")).state == "answered"
 
 
 async def test_two_sweepers_racing_for_one_expired_claim_answer_it_once(database_url, database, frozen_clock):
@@ -193,6 +225,7 @@ async def test_a_stopped_replica_releases_its_unfinished_leases_for_another_at_o
                                                                                    frozen_clock):
     async with (fake_slack() as fake, replica(database_url, fake) as b, aiohttp.ClientSession() as http):
         async with replica(database_url, fake, gate=asyncio.Event()) as a:  # its model never answers
+            a.model.default_timeout_s = 300  # nor times out before the shutdown, however slow this machine is
             event = mention(f"<@{BOT_USER_ID}> where is my card?", channel=CHANNEL)
             body = event_body(event)
             async with http.post(a.events_url, data=body.encode(), headers=signed_headers(body)) as response:

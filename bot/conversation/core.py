@@ -95,11 +95,18 @@ class ConversationCore:
 
     async def handle(self, message: Message, channel: Channel) -> None:
         """Answer once, whatever the number of deliveries; never raises."""
+        if await self.accept(message, channel):
+            await self.respond(message, channel)
+
+    async def accept(self, message: Message, channel: Channel) -> bool:
+        """Claim the delivery, recording the work where the channel has a reference; False when another delivery
+        of it was claimed first. A front end calls it before it acknowledges the delivery (the platform then
+        never re-delivers), and `respond` after: a replica killed in between leaves a claim another answers."""
         if message.delivery and not await self.claim(message.delivery, message, channel):
             log.info("%s delivery %s was already handled (a retry or a duplicate delivery); not answering again",
                      message.source, message.delivery)
-            return
-        await self.respond(message, channel)
+            return False
+        return True
 
     async def respond(self, message: Message, channel: Channel, *, resumed: bool = False) -> bool:
         """Screen, ask, send; a durable claim this replica holds moves to `answering` (checked again right before

@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from typing import Any
 
+from slack_bolt.context.async_context import AsyncBoltContext
 from slack_sdk.errors import SlackApiError, SlackRequestError
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -50,26 +51,55 @@ class Question:
         return f"{self.workspace}:{self.user}", self.event_id and f"{self.workspace}:{self.event_id}"
 
 
+async def accept(question: Question, bot: BotServices, client: AsyncWebClient) -> bool:
+    """The durable claim of the question (bot/slack/accept.py calls it before bolt's ack); False: a re-delivery."""
+    channel = SlackChannel(question, bot, client, None, None)
+    return await ConversationCore(bot.runtime, bot.work).accept(_message(question), channel)
+
+
 async def answer(question: Question, bot: BotServices, client: AsyncWebClient, *, say_stream: Any = None,
-                 set_status: Any = None) -> None:
-    """Answer once, whatever the number of deliveries; never raises."""
-    user, delivery = question.keyed
-    message = Message(source="slack", user=user, text=question.text, delivery=delivery,
-                      direct=question.thread_ts is None,
-                      conversation=dialogue.conversation_key(question.channel, question.thread_ts, question.workspace),
-                      link=dialogue.thread_link(question.channel, question.thread_ts, question.ts))
+                 set_status: Any = None, accepted: bool = False) -> None:
+    """Answer once, whatever the number of deliveries; never raises. `accepted`: `accept` already claimed it."""
+    core, message = ConversationCore(bot.runtime, bot.work), _message(question)
     channel = SlackChannel(question, bot, client, say_stream, set_status)
-    await ConversationCore(bot.runtime, bot.work).handle(message, channel)
+    if accepted:
+        await core.respond(message, channel)
+    else:
+        await core.handle(message, channel)
 
 
-async def resume_question(claim: Any, bot: BotServices, client: AsyncWebClient) -> None:
+def _message(question: Question) -> Message:
+    user, delivery = question.keyed
+    return Message(source="slack", user=user, text=question.text, delivery=delivery, direct=question.thread_ts is None,
+                   conversation=dialogue.conversation_key(question.channel, question.thread_ts, question.workspace),
+                   link=dialogue.thread_link(question.channel, question.thread_ts, question.ts))
+
+
+async def resume_question(claim: Any, bot: BotServices, app: Any) -> None:
     """Answer a question taken over from a replica that died (bot/conversation/sweeper.py), from its stored
-    reference: posted in its thread, never streamed."""
+    reference: posted in its thread, never streamed; with many installs, with its workspace's own token."""
     where = json.loads(claim.reference)
     question = Question(channel=where["channel"], user=claim.user_id, text=claim.question, ts=where["ts"],
                         thread_ts=where.get("thread_ts"), event_id=claim.key, direct=where.get("direct", False),
                         workspace=where.get("workspace"))
+    client = await workspace_client(app, question.workspace)
     await resume(ConversationCore(bot.runtime, bot.work), claim, SlackChannel(question, bot, client, None, None))
+
+
+async def workspace_client(app: Any, workspace: str | None) -> AsyncWebClient:
+    """The AsyncApp's client, or with many installs ("enterprise:team") one with that workspace's bot token, found
+    (and refreshed, where it rotates) as bolt does for a live event; LookupError when it is no longer installed."""
+    flow = app.oauth_flow
+    if not workspace or flow is None:
+        return app.client
+    enterprise, _, team = workspace.partition(":")
+    context = AsyncBoltContext(client=app.client)  # authorize checks the token with auth.test through it
+    found = await flow.settings.authorize(context=context, enterprise_id=enterprise or None, team_id=team or None,
+                                          user_id=None)
+    if found is None or not found.bot_token:
+        raise LookupError(f"the app is no longer installed in workspace {workspace}")
+    base = app.client
+    return AsyncWebClient(token=found.bot_token, base_url=base.base_url, retry_handlers=base.retry_handlers)
 
 
 class SlackChannel:

@@ -1,9 +1,11 @@
 """The Teams front end on the Microsoft 365 Agents SDK: a CloudAdapter and an AgentApplication answering through
 the shared conversation core (bot/conversation/).
 
-A message is accepted at once (202): the handler only decides whether to answer, then answers in a task of its
-own as a proactive message continuing the conversation from the activity's reference, so a slow model never
-makes Teams re-deliver. Re-deliveries (same conversation and activity id) are answered once, across replicas.
+A message is accepted with 202 once the handler has decided whether to answer and claimed it (the durable claim
+records the question and where to answer, so another replica answers it if this one dies); it is answered in a
+task of its own as a proactive message continuing the conversation from the activity's reference, so a slow
+model never makes Teams re-deliver. Re-deliveries (same conversation and activity id) are answered once, across
+replicas.
 The SDK's default turn-error handler (it sends the exception's text to the user) is replaced: the user gets the
 apology with a reference id, the log gets the trace.
 """
@@ -80,7 +82,9 @@ class TeamsFrontEnd:
     async def messages(self, request: web.Request) -> web.Response:
         """An invoke (it wants its answer in the response) runs the SDK's turn in the request. Any other activity
         is checked (JSON, conversation, serviceUrl against the allow-list and the token's claim) and accepted with
-        202 at once; the SDK's turn then runs in a task of its own, so 200 arriving together are all acked first."""
+        202. A message's turn runs before the 202 but only decides whether to answer and claims it (Teams does not
+        re-deliver an accepted activity, so the durable claim must exist first); the answer runs in a task of its
+        own. Other activities' turns run in a task after the 202."""
         try:
             body = await request.json()
             activity = Activity.model_validate(body)
@@ -94,8 +98,11 @@ class TeamsFrontEnd:
         if not self._service_url_allowed(identity, activity.service_url):
             log.warning("Teams activity refused: serviceUrl %s is not allowed", activity.service_url)
             return web.json_response({"error": "serviceUrl not allowed"}, status=401)
-        self.work.spawn(self.adapter.process_activity(identity, activity, self.agent.on_turn),
-                        name=f"teams-turn-{activity.id}")
+        turn = self.adapter.process_activity(identity, activity, self.agent.on_turn)
+        if activity.type == ActivityTypes.message:  # it only decides and claims: the answer runs in a task
+            await turn
+        else:
+            self.work.spawn(turn, name=f"teams-turn-{activity.id}")
         return web.Response(status=202)
 
     def _service_url_allowed(self, identity: Any, service_url: str | None) -> bool:
@@ -132,22 +139,29 @@ class TeamsFrontEnd:
                 return
         incoming = Message(source="teams", user=sender.aad_object_id or sender.id, text=text, conversation=where,
                            link=link, delivery=f"teams:{activity.conversation.id}:{activity.id}")
-        self.work.spawn(self.answer(context.identity, activity.model_copy(deep=True), incoming, kind),
-                        name=f"teams-answer-{activity.id}")
+        command = parse_command(incoming.text)
+        if command is None:  # a question's claim records the work: another replica answers it if this one dies
+            claimed = await self.core.accept(incoming, self.channel(context, kind))
+        else:
+            claimed = await self.core.claim(incoming.delivery)
+        if claimed:
+            self.work.spawn(self.answer(context.identity, activity.model_copy(deep=True), incoming, kind, command),
+                            name=f"teams-answer-{activity.id}")
 
-    async def answer(self, identity: Any, activity: Activity, incoming: Message, kind: str) -> None:
-        """A proactive turn continuing the conversation: the answer, or the command's reply."""
+    async def answer(self, identity: Any, activity: Activity, incoming: Message, kind: str,
+                     command: tuple | None) -> None:
+        """A proactive turn continuing the conversation: the answer to the claimed question, or the command's
+        reply."""
         if not self.validator.is_allowed(activity.service_url):  # checked on the way in too; never post elsewhere
             log.warning("Teams answer not sent: serviceUrl %s is not allowed", activity.service_url)
             return
-        command = parse_command(incoming.text)
 
         async def turn(context: TurnContext) -> None:
             if command is None:
-                await self.core.handle(incoming, self.channel(context, kind))
+                await self.core.respond(incoming, self.channel(context, kind))
                 if kind == "channel":
                     await chains.mark_answered(self.runtime.db, activity.conversation.id)
-            elif await self.core.claim(incoming.delivery):
+            else:
                 await self.commands.run(context, incoming.user, *command)
 
         await self.adapter.continue_conversation_with_claims(identity, activity, turn)

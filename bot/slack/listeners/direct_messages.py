@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from slack_bolt.async_app import AsyncApp
 
-from bot.slack.context import multi_workspace, services
-from bot.slack.reply import Question, answer
+from bot.slack.accept import answer_claimed, claim_first
+from bot.slack.context import multi_workspace
+from bot.slack.reply import Question
 
 SLACK_EVENTS = ("message.im",)
 
@@ -20,14 +21,18 @@ async def is_direct_message(event, context) -> bool:
     return event.get("channel_type") == "im"
 
 
-async def on_direct_message(body, event, context, client, say_stream=None, set_status=None) -> None:
+async def question_of(body, event, context, client) -> Question | None:
     if not from_a_person(event, context):
-        return
-    question = Question(channel=event["channel"], user=event["user"], text=(event.get("text") or "").strip(),
-                        ts=event["ts"], thread_ts=event.get("thread_ts"), event_id=body.get("event_id"), direct=True,
-                        workspace=multi_workspace(context))
-    await answer(question, services(context), client, say_stream=say_stream, set_status=set_status)
+        return None
+    return Question(channel=event["channel"], user=event["user"], text=(event.get("text") or "").strip(),
+                    ts=event["ts"], thread_ts=event.get("thread_ts"), event_id=body.get("event_id"), direct=True,
+                    workspace=multi_workspace(context))
+
+
+async def on_direct_message(context, client, say_stream=None, set_status=None) -> None:
+    """Runs after the ack: answers what `question_of` read and claimed before it."""
+    await answer_claimed(context, client, say_stream, set_status)
 
 
 def register(app: AsyncApp) -> None:
-    app.event("message", matchers=[is_direct_message])(on_direct_message)
+    app.event("message", matchers=[is_direct_message], middleware=[claim_first(question_of)])(on_direct_message)

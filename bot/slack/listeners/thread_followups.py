@@ -10,10 +10,11 @@ import logging
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.errors import SlackApiError
 
-from bot.slack.context import multi_workspace, services
+from bot.slack.accept import answer_claimed, claim_first
+from bot.slack.context import multi_workspace
 from bot.slack.format import mentions
 from bot.slack.listeners.direct_messages import from_a_person
-from bot.slack.reply import Question, answer
+from bot.slack.reply import Question
 
 log = logging.getLogger(__name__)
 SLACK_EVENTS = ("message.channels", "message.groups")
@@ -36,16 +37,21 @@ async def bot_answered_in(client, channel: str, thread_ts: str, context) -> bool
                for m in replies.get("messages", []))
 
 
-async def on_thread_reply(body, event, context, client, say_stream=None, set_status=None) -> None:
-    if not from_a_person(event, context):
-        return
-    if not await bot_answered_in(client, event["channel"], event["thread_ts"], context):
-        return
-    question = Question(channel=event["channel"], user=event["user"], text=(event.get("text") or "").strip(),
-                        ts=event["ts"], thread_ts=event["thread_ts"], event_id=body.get("event_id"),
-                        workspace=multi_workspace(context))
-    await answer(question, services(context), client, say_stream=say_stream, set_status=set_status)
+async def question_of(body, event, context, client) -> Question | None:
+    """A person's message in a thread the bot answered in (read from Slack before the ack, so the claim is only
+    ever of a question the bot answers)."""
+    if not from_a_person(event, context) or not await bot_answered_in(client, event["channel"], event["thread_ts"],
+                                                                       context):
+        return None
+    return Question(channel=event["channel"], user=event["user"], text=(event.get("text") or "").strip(),
+                    ts=event["ts"], thread_ts=event["thread_ts"], event_id=body.get("event_id"),
+                    workspace=multi_workspace(context))
+
+
+async def on_thread_reply(context, client, say_stream=None, set_status=None) -> None:
+    """Runs after the ack: answers what `question_of` read and claimed before it."""
+    await answer_claimed(context, client, say_stream, set_status)
 
 
 def register(app: AsyncApp) -> None:
-    app.event("message", matchers=[is_thread_reply])(on_thread_reply)
+    app.event("message", matchers=[is_thread_reply], middleware=[claim_first(question_of)])(on_thread_reply)
