@@ -105,5 +105,10 @@ class Traffic:
         """Events with at least one answer."""
         return len({p["thread_ts"] for p in self.posts()})
 
+    def answered_acked(self) -> int:
+        """Acknowledged events with at least one answer (a killed replica may also have claimed, and so answered,
+        events whose ack never reached the sender)."""
+        return len({p["thread_ts"] for p in self.posts()} & set(self.acked))
+
     def duplicate_answers(self) -> int:
         return sum(count - 1 for count in Counter(p["thread_ts"] for p in self.posts()).values())

@@ -165,6 +165,11 @@ class Database:
             return False
         return True
 
+    @property
+    def hanging(self) -> bool:
+        """A bounded call timed out and none has been answered since: the database is taken to hang."""
+        return self._hung
+
     async def bounded(self, call: Coroutine[Any, Any, T], timeout_s: float | None = None) -> T:
         """``call`` bounded as the request path's database calls are, for bookkeeping in bot/ that an answer can
         go without (dialogue, context): it fails at once while the database is known to hang (see ``_bounded``)."""
@@ -331,15 +336,16 @@ class Database:
     # -- durable claims: the work a claimed delivery stands for (storage/claims.py) ---------------------
 
     async def claim_work(self, key: str, *, holder: str, lease_s: float, source: str, user_id: str,
-                         question: str, reference: str) -> bool:
+                         question: str, reference: str, timeout_s: float | None = None) -> bool:
         """claim_event's durable form: the first claim of ``key`` also records the work (``question`` already
-        redacted), held by ``holder`` for ``lease_s``. TimeoutError after ``request_timeout_s``."""
+        redacted), held by ``holder`` for ``lease_s``. TimeoutError after ``timeout_s`` (default
+        ``request_timeout_s``)."""
         async def insert_claim() -> bool:
             async with self.claims_engine.begin() as conn:
                 return await claims.claim(conn, self._insert, key, holder=holder, lease_s=lease_s, now=utcnow(),
                                           source=source, user_id=user_id, question=question, reference=reference)
 
-        claimed = await self._bounded(insert_claim())
+        claimed = await self._bounded(insert_claim(), timeout_s)
         self._schedule_housekeeping()
         return claimed
 

@@ -7,6 +7,7 @@ PostgreSQL) or to itself restarted (on SQLite): each is answered once."""
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import time
 from contextlib import asynccontextmanager
@@ -15,6 +16,7 @@ import aiohttp
 from aiohttp.test_utils import TestServer
 from sqlalchemy import func, select
 
+from bot.conversation import durable
 from bot.runtime import Runtime
 from bot.server import SLACK_WORK, build_web_app
 from bot.settings import Settings
@@ -122,6 +124,39 @@ async def test_while_the_database_is_down_events_are_answered_unclaimed_and_rows
                 await asyncio.sleep(0.05)
         assert replies_per_thread(fake) == {e["ts"]: 1 for e in [before, *during]}
         assert await stored_rows(postgres_url) == 4
+    finally:
+        await fake.stop()
+
+
+async def test_a_claim_still_being_written_at_the_ack_is_waited_for_and_a_second_delivery_gets_no_answer(
+        postgres_url, monkeypatch):
+    """A database too slow for the ack's 1 s bound (held back by the proxy): both deliveries of one event are
+    acknowledged with their claims still being written; once the database answers, the claim that landed first
+    is answered and the other delivery is not: one reply, nothing answered unclaimed."""
+    monkeypatch.setattr(durable, "SETTLE_S", 60.0)  # however slow this machine is, the claims settle in time
+    migrated = Database(postgres_url)
+    await migrated.upgrade()
+    await migrated.truncate_all()
+    await migrated.aclose()
+    fake = await FakeSlack().start()
+    try:
+        async with (TcpProxy() as proxy, replica(proxy.rewrite(postgres_url), fake) as (url, work, runtime),
+                    aiohttp.ClientSession() as http):
+            warm = mention(f"<@{BOT_USER_ID}> hello", channel="C0WARM")  # started: migrated, swept once
+            assert await deliver(http, url, event_body(warm)) == 200
+            await fake.wait_for(lambda f: len(f.posts()) == 1)
+            proxy.black_hole()
+            event = mention(f"<@{BOT_USER_ID}> where is my card?", channel="C0SLOW")
+            body = event_body(event)
+            assert await asyncio.gather(deliver(http, url, body), deliver(http, url, body, retry=1)) == [200, 200]
+            assert replies_per_thread(fake) == {warm["ts"]: 1}  # acknowledged; the answers wait for their claims
+            await proxy.restore()
+            await fake.wait_for(lambda f: len(f.posts()) == 2, within_s=60)
+            while work.in_flight:
+                await asyncio.wait(set(work.tasks), timeout=60)
+            assert replies_per_thread(fake) == {warm["ts"]: 1, event["ts"]: 1}
+            assert work.unclaimed_answers == 0
+            assert (await runtime.db.get_claim(json.loads(body)["event_id"])).state == "answered"
     finally:
         await fake.stop()
 

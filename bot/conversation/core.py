@@ -115,6 +115,8 @@ class ConversationCore:
         was counted when it arrived). True when a reply was sent; never raises."""
         book = claims_of(self.runtime)
         key = message.delivery if message.delivery in book.held else None
+        if key and not await self._settled(book, key):
+            return False
         try:
             reply = await self.screen(message, rate_limit=not resumed)
             if reply is not None:
@@ -138,6 +140,15 @@ class ConversationCore:
             book = claims_of(self.runtime)
             await book.finish(key, message_id=message_id)
         return True
+
+    async def _settled(self, book: Any, key: str) -> bool:
+        """False when the claim that was still being written at the ack went to another delivery of the message."""
+        won = await book.settle(key)
+        if won is None:
+            self.work.unclaimed_answers += 1
+        elif not won:
+            log.info("delivery %s was claimed by another delivery of it meanwhile; not answering again", key)
+        return won is not False
 
     @staticmethod
     def _lost(book: Any, key: str) -> bool:

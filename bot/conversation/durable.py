@@ -23,6 +23,7 @@ from storage.claims import ANSWERED, ANSWERING, FAILED, Claim
 
 log = logging.getLogger(__name__)
 
+SETTLE_S = 3.0  # a claim not written by the ack (a slow database) may take this long in all before the answer goes out
 LATE = ("Sorry for the delay: I could not answer your question in time. Please ask it again and I will answer "
         "right away.")
 GAVE_UP = "gave up: older than ANSWER_GIVE_UP_S"
@@ -36,6 +37,7 @@ class ClaimBook:
         self.give_up_s = float(settings.answer_give_up_s)
         self.held: set[str] = set()  # keys of the claims this replica works on now
         self.unsure: set[str] = set()  # of those, claims whose insert timed out: it may or may not have landed
+        self.pending: dict[str, asyncio.Future] = {}  # of those, inserts still running after the ack (`settle`)
         self.taken_over = 0  # claims of a dead (or stopped) replica this one took over
         self.late_answers = 0  # questions answered after a take-over
         self.give_ups = 0  # questions older than ANSWER_GIVE_UP_S that got the apology instead
@@ -44,22 +46,47 @@ class ClaimBook:
     # -- a question of this replica's ----------------------------------------------------------------------
 
     async def claim(self, key: str, message: Any, reference: dict[str, Any]) -> bool:
-        """The de-duplication claim that also records the work; raises when the database cannot be reached
-        (in time). The caller then answers unclaimed, but the insert may still land: the key is kept as held and
-        unsure, so the heartbeat renews that row while this replica answers and the answer marks it answered,
-        rather than leaving it for another replica's sweeper to answer a second time."""
+        """The de-duplication claim that also records the work. The front end's ack waits for it only as long
+        as the database's request bound (1 s): a claim still being written then stays pending and
+        the answer waits for it (`settle`) before it goes out, so a slow database costs a later answer rather than
+        a duplicate one. Raises when the database cannot be reached: the caller then answers unclaimed, but the
+        insert may still land, so the key is kept as held and unsure: the heartbeat renews that row while this
+        replica answers and the answer marks it answered, rather than leaving it for another replica's sweeper to
+        answer a second time."""
+        settle = not self.db.hanging  # while the database hangs, waiting longer only delays the answer
+        insert = asyncio.ensure_future(self.db.claim_work(
+            key, holder=self.holder, lease_s=self.lease_s, source=message.source, user_id=message.user,
+            question=redact(message.text), timeout_s=SETTLE_S if settle else None,
+            reference=json.dumps(reference | {"conversation": message.conversation, "link": message.link},
+                                 separators=(",", ":"))))
+        self.held.add(key)
+        self.unsure.add(key)
+        done, _ = await asyncio.wait({insert}, timeout=self.db.request_timeout_s)
+        if not done:
+            self.pending[key] = insert
+            return True
+        if insert.exception() is not None:
+            raise insert.exception()
+        self.unsure.discard(key)
+        if not insert.result():
+            self.held.discard(key)
+        return insert.result()
+
+    async def settle(self, key: str) -> bool | None:
+        """The outcome of a claim still pending at the ack: True (this replica's), False (another delivery's: do
+        not answer), None (the database did not answer within SETTLE_S: answer unclaimed). True for any other."""
+        insert = self.pending.pop(key, None)
+        if insert is None:
+            return True
         try:
-            won = await self.db.claim_work(key, holder=self.holder, lease_s=self.lease_s, source=message.source,
-                                           user_id=message.user, question=redact(message.text),
-                                           reference=json.dumps(reference | {"conversation": message.conversation,
-                                                                             "link": message.link},
-                                                                separators=(",", ":")))
-        except BaseException:
-            self.held.add(key)
-            self.unsure.add(key)
-            raise
-        if won:
-            self.held.add(key)
+            won = await insert
+        except Exception as exc:  # noqa: BLE001 - the database being down must not cost the answer
+            log.warning("the claim of %s was not written within %.0f s (%s); answering it unclaimed", key, SETTLE_S,
+                        type(exc).__name__)
+            return None
+        self.unsure.discard(key)
+        if not won:
+            self.held.discard(key)
         return won
 
     def adopt(self, claim: Claim) -> None:
@@ -70,7 +97,10 @@ class ClaimBook:
     async def answering(self, key: str) -> bool:
         """Mark the claim `answering` and renew its lease; also a check that it is still ours (False: another
         replica took it over while this one stalled past its lease, so this one must not answer). Called before
-        the model runs and again right before posting. True when the database is down."""
+        the model runs and again right before posting. True when the database is down (at once for a claim
+        that timed out while the database still hangs)."""
+        if key in self.unsure and self.db.hanging:  # its claim timed out and the database still hangs: no wait
+            return True
         mine = await self._fail_open(self.db.set_claim_state(key, self.holder, ANSWERING, lease_s=self.lease_s),
                                      True)
         if mine or key not in self.unsure:
@@ -92,6 +122,9 @@ class ClaimBook:
     def drop(self, key: str) -> None:
         self.held.discard(key)
         self.unsure.discard(key)
+        insert = self.pending.pop(key, None)
+        if insert is not None:  # nobody waits for it now: its outcome is not an error to report
+            insert.add_done_callback(lambda done: done.cancelled() or done.exception())
 
     # -- the replica's leases --------------------------------------------------------------------------------
 
