@@ -52,14 +52,16 @@ _COLUMNS = (ProcessedEvent.event_id, ProcessedEvent.source, ProcessedEvent.user_
             ProcessedEvent.lease_expires_at, ProcessedEvent.attempts, ProcessedEvent.answer_ref)
 
 
-async def claim(conn: AsyncConnection, insert, key: str, *, holder: str, lease_s: float, now: datetime,
-                source: str, user_id: str, question: str, reference: str) -> bool:
-    """Insert the claim of delivery ``key`` held by ``holder``; False when any earlier delivery claimed it."""
-    statement = (insert(ProcessedEvent).values(
-        event_id=key, created_at=now, source=source, user_id=user_id, question=question, reference=reference,
-        state=CLAIMED, holder=holder, lease_expires_at=now + timedelta(seconds=lease_s), attempts=0, updated_at=now)
-        .on_conflict_do_nothing(index_elements=[ProcessedEvent.event_id]).returning(ProcessedEvent.event_id))
-    return (await conn.execute(statement)).first() is not None
+async def claim_many(conn: AsyncConnection, insert, rows: list[dict], *, now: datetime) -> set[str]:
+    """Insert the claims of many deliveries in one statement (each row: key, holder, lease_s, source, user_id,
+    question, reference), each held by its holder; returns the keys inserted. A key that any earlier delivery
+    claimed, or repeated in ``rows``, is inserted at most once (storage/claim_batch.py gives the first its win)."""
+    values = [dict(event_id=r["key"], created_at=now, source=r["source"], user_id=r["user_id"],
+                   question=r["question"], reference=r["reference"], state=CLAIMED, holder=r["holder"],
+                   lease_expires_at=now + timedelta(seconds=r["lease_s"]), attempts=0, updated_at=now) for r in rows]
+    statement = (insert(ProcessedEvent).values(values)
+                 .on_conflict_do_nothing(index_elements=[ProcessedEvent.event_id]).returning(ProcessedEvent.event_id))
+    return {key for (key,) in (await conn.execute(statement)).all()}
 
 
 async def set_state(conn: AsyncConnection, key: str, holder: str, state: str, now: datetime,

@@ -26,6 +26,7 @@ from sqlalchemy.pool import StaticPool
 import storage.context_turns  # noqa: F401 - conversation context turns, on Base.metadata (migration 0009)
 import storage.slack_installations  # noqa: F401 - slack-sdk's OAuth tables, on Base.metadata (migration 0008)
 from storage import claims, leases, model_spend, rate_limits
+from storage.claim_batch import ClaimBatch
 from storage.dialects import dialect_insert
 from storage.migrate import upgrade_on
 from storage.models import Base, BenchmarkResult, BenchmarkRun, ModelSwitch, ProcessedEvent, Setting, utcnow
@@ -114,6 +115,7 @@ class Database:
         self.read_sessions = async_sessionmaker(self.reads, expire_on_commit=False)
         self.request_log = RequestLog(self.engine, buffer_limit=buffer_limit,
                                       flush_interval_s=flush_interval_s, batch_size=batch_size)
+        self.claim_batch = ClaimBatch(self.claims_engine, self._insert_claims)  # group commit of claims
         self._pruned_at = time.monotonic()
         self._housekeeping: asyncio.Task | None = None
         self._abandoned: set[asyncio.Task] = set()  # bounded calls given up on, still cleaning up
@@ -214,6 +216,7 @@ class Database:
         if self._abandoned:  # cancelled already; their connections' clean-up is bounded (2 s on asyncpg)
             await asyncio.gather(*self._abandoned, return_exceptions=True)
         try:
+            await self.claim_batch.aclose()
             if flush:
                 await self.request_log.aclose()
         finally:
@@ -335,17 +338,17 @@ class Database:
 
     # -- durable claims: the work a claimed delivery stands for (storage/claims.py) ---------------------
 
+    async def _insert_claims(self, conn: Any, rows: list[dict[str, Any]]) -> set[str]:
+        return await claims.claim_many(conn, self._insert, rows, now=utcnow())
+
     async def claim_work(self, key: str, *, holder: str, lease_s: float, source: str, user_id: str,
                          question: str, reference: str, timeout_s: float | None = None) -> bool:
         """claim_event's durable form: the first claim of ``key`` also records the work (``question`` already
         redacted), held by ``holder`` for ``lease_s``. TimeoutError after ``timeout_s`` (default
         ``request_timeout_s``)."""
-        async def insert_claim() -> bool:
-            async with self.claims_engine.begin() as conn:
-                return await claims.claim(conn, self._insert, key, holder=holder, lease_s=lease_s, now=utcnow(),
-                                          source=source, user_id=user_id, question=question, reference=reference)
-
-        claimed = await self._bounded(insert_claim(), timeout_s)
+        row = dict(key=key, holder=holder, lease_s=lease_s, source=source, user_id=user_id, question=question,
+                   reference=reference)
+        claimed = await self._bounded(self.claim_batch.claim(row), timeout_s)
         self._schedule_housekeeping()
         return claimed
 
@@ -431,6 +434,7 @@ class Database:
         and event ids older than EVENT_RETENTION (Slack stops retrying an event within minutes)."""
         if time.monotonic() - self._pruned_at < PRUNE_EVERY_S or (self._housekeeping and not self._housekeeping.done()):
             return
+        self.claim_batch = ClaimBatch(self.claims_engine, self._insert_claims)  # group commit of claims
         self._pruned_at = time.monotonic()
         self._housekeeping = asyncio.get_running_loop().create_task(self._prune(), name="storage-housekeeping")
 

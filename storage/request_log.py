@@ -147,14 +147,18 @@ class RequestLog:
         self._ensure_task()
 
     async def flush(self) -> int:
-        """Write every buffered row now, in batches. Returns rows written; keeps the rest on failure."""
+        """Write every buffered row now, in batches, and wait for a batch the background writer is writing.
+        Returns rows written by this call; keeps the rest on failure."""
         total = 0
-        while self._buffer:
+        while True:
+            async with self._write_lock:  # a batch taken by the background writer is written (or put back) first
+                pass
+            if not self._buffer:
+                return total
             count = await self._write_batch()
             if count == 0:
-                break
+                return total
             total += count
-        return total
 
     async def aclose(self) -> None:
         """Stop the writer and flush what is left (best effort: rows that cannot be written are reported)."""

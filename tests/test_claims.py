@@ -28,6 +28,24 @@ async def test_the_first_claim_records_the_work_and_later_deliveries_are_refused
     assert stored.lease_expires_at == frozen_clock.later(LEASE_S)
 
 
+async def test_claims_arriving_together_share_commits_and_each_key_is_won_once(database_url, database,
+                                                                              frozen_clock):
+    """A burst of claims (two deliveries of every event, on this replica and on another with its own engine) is
+    written in a few transactions, not one each, and every event is claimed exactly once."""
+    other = Database(database_url)
+    try:
+        keys = [f"EvBurst{i}" for i in range(100)]
+        won = await asyncio.gather(*(claim(database, key, holder="A") for key in keys),
+                                   *(claim(database, key, holder="A") for key in keys),
+                                   *(claim(other, key, holder="B") for key in keys))
+        per_key = [won[i] + won[len(keys) + i] + won[2 * len(keys) + i] for i in range(len(keys))]
+        assert per_key == [1] * len(keys)
+        assert database.claim_batch.claims == 2 * len(keys) and database.claim_batch.commits < len(keys) // 4
+        assert {(await database.get_claim(key)).holder for key in keys} <= {"A", "B"}
+    finally:
+        await other.aclose()
+
+
 async def test_two_replicas_racing_for_expired_claims_each_claim_goes_to_exactly_one(database_url, database,
                                                                                        frozen_clock: FrozenClock):
     keys = [f"Ev{i}" for i in range(20)]
