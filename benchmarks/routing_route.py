@@ -3,8 +3,9 @@ validation slice that both models held out of training (checked from what their 
 only scored, with the chosen threshold, through llm.routing.offline.evaluate_route as `bankbot eval --route` does.
 
 On validation it reports each model alone, the share of questions at least one of them gets right (the ceiling
-of any route between them), the threshold with the route's best accuracy, and the same route when an escalated
-question shows whichever answer is more confident instead of the encoder's.
+of any route between them), the threshold with the route's best accuracy with custom's out-of-scope answers kept
+and escalated (the policy's `out_of_scope`; test uses whichever is better on validation, kept on a tie), and the
+same route when an escalated question shows whichever answer is more confident instead of the encoder's.
 
     BANKING77_DIR=... python benchmarks/routing_route.py [--runs 3]
 """
@@ -59,20 +60,25 @@ async def main(runs: int) -> None:
         gold = [e.intent for e in val]
         c_ok = [a.intent == g for a, g in zip(first, gold, strict=True)]
         e_ok = [b.intent == g for b, g in zip(second, gold, strict=True)]
-        choice = choose_threshold([a.confidence for a in first], c_ok, e_ok, maximize_accuracy=True,
-                                  escalatable=[a.intent != OUT_OF_SCOPE for a in first])
+        conf = [a.confidence for a in first]
+        kept = choose_threshold(conf, c_ok, e_ok, maximize_accuracy=True,
+                                escalatable=[a.intent != OUT_OF_SCOPE for a in first])
+        escalated = choose_threshold(conf, c_ok, e_ok, maximize_accuracy=True)  # out-of-scope answers too
+        out_of_scope = escalated.expected_accuracy > kept.expected_accuracy  # chosen on validation; ties: kept
+        choice = escalated if out_of_scope else kept
         print(json.dumps({"validation": {
             "n": len(val), "split": split, "custom_alone": sum(c_ok) / len(val), "encoder_alone": sum(e_ok) / len(val),
             "either_right": sum(a or b for a, b in zip(c_ok, e_ok, strict=True)) / len(val),
             "custom_right_encoder_wrong": sum(a and not b for a, b in zip(c_ok, e_ok, strict=True)),
-            "best_route": choice.to_dict(),
+            "best_route": kept.to_dict(), "best_route_out_of_scope_escalated": escalated.to_dict(),
+            "escalate_out_of_scope": out_of_scope,
             "more_confident_at_that_threshold": more_confident(first, second, gold, choice.threshold)}}))
-        rule = Escalation("encoder", min(1.0, choice.threshold))
+        rule = Escalation("encoder", min(1.0, choice.threshold), out_of_scope=out_of_scope)
         routes = [await evaluate_route(custom, test, rule, encoder, concurrency=16, calibrate=calibrate)
                   for _ in range(runs)]
         alone = [await evaluate_route(encoder, test, concurrency=16, calibrate=calibrate) for _ in range(runs)]
         print(json.dumps({"test": {
-            "threshold": rule.threshold, "route_accuracy": routes[0]["accuracy"],
+            "threshold": rule.threshold, "out_of_scope": rule.out_of_scope, "route_accuracy": routes[0]["accuracy"],
             "escalation_share": routes[0]["escalation_share"],
             "route_p50_ms": statistics.median(r["latency_p50_ms"] for r in routes),
             "route_p99_ms": statistics.median(r["latency_p99_ms"] for r in routes),

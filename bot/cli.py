@@ -79,6 +79,8 @@ def _parser() -> argparse.ArgumentParser:
                         help="the route's best accuracy on the data, at the smallest escalation share")
     calibrate.add_argument("--data", help="labelled CSV (default: the validation slice of train.csv, never test)")
     calibrate.add_argument("--sample", type=int, help="a stratified sample of N rows")
+    calibrate.add_argument("--out-of-scope", action="store_true", help="with --escalate-to: escalate the model's "
+                           "out-of-scope answers too (they are its least confident) when choosing and storing")
     calibrate.add_argument("--save", action="store_true", help="store the threshold as the escalation policy")
     calibrate.set_defaults(handler=cmd_calibrate)
 

@@ -178,9 +178,11 @@ def cmd_calibrate(args, settings: Settings) -> int:
                     [r.confidence for r in first], [r.intent == g for r, g in zip(first, gold, strict=True)],
                     [r.intent == g for r, g in zip(second, gold, strict=True)],
                     target_escalation=args.target_escalation, target_accuracy=args.target_accuracy,
-                    maximize_accuracy=args.maximize_accuracy, escalatable=[r.intent != OUT_OF_SCOPE for r in first],
+                    maximize_accuracy=args.maximize_accuracy,
+                    escalatable=None if args.out_of_scope else [r.intent != OUT_OF_SCOPE for r in first],
                     first_cost_usd=first_cost, escalation_cost_usd=second_cost)
-                out["escalation"] = {"to": factory.resolve(args.escalate_to)} | choice.to_dict()
+                out["escalation"] = {"to": factory.resolve(args.escalate_to), "out_of_scope": args.out_of_scope} \
+                    | choice.to_dict()
         finally:
             await factory.aclose()
         return out
@@ -194,7 +196,7 @@ def cmd_calibrate(args, settings: Settings) -> int:
     if args.save:
         from llm.routing.policy import Escalation
         e = out["escalation"]
-        rule = Escalation(e["to"], round(e["threshold"], 6))
+        rule = Escalation(e["to"], round(e["threshold"], 6), out_of_scope=e["out_of_scope"])
         outcome = _with_runtime(settings, lambda rt: rt.pipeline.switcher.set_policy(
             rt.pipeline.policy.with_(escalation=rule), by=_by(), what=f"escalation {rule.model} below "
                                                                         f"{rule.threshold:g} (calibrate)"))

@@ -48,3 +48,12 @@ def test_switch_to_an_unavailable_model_is_refused_and_audited(isolated, capsys)
 def test_db_upgrade_creates_the_database(isolated, capsys):
     assert run_cli("db", "upgrade") == 0
     assert (isolated / "bankbot.db").exists()
+
+
+def test_calibrate_takes_out_of_scope_for_the_escalation_it_chooses_and_stores():
+    from bot.cli import _parser
+
+    args = _parser().parse_args(["calibrate", "--model", "custom", "--escalate-to", "encoder", "--maximize-accuracy",
+                                 "--out-of-scope"])
+    assert args.out_of_scope and args.escalate_to == "encoder"
+    assert not _parser().parse_args(["calibrate", "--model", "custom"]).out_of_scope
