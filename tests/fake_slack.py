@@ -33,6 +33,7 @@ class FakeSlack:
     users: dict[str, dict[str, Any]] = field(default_factory=dict)  # users.info answers, by user id
     errors: dict[str, str] = field(default_factory=dict)  # method -> Slack error code it answers with
     rate_limited: dict[str, int] = field(default_factory=dict)  # method -> how many calls get HTTP 429 first
+    held: dict[str, asyncio.Event] = field(default_factory=dict)  # method -> its calls hang until this is set
     calls: list[Call] = field(default_factory=list)
     messages: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # channel -> messages
     api_url: str = ""
@@ -125,6 +126,8 @@ class FakeSlack:
             else:
                 params.update(dict(await request.post()))
         token = request.headers.get("Authorization", "").removeprefix("Bearer ") or params.pop("token", None)
+        if method in self.held:  # Slack's API hanging for this method
+            await self.held[method].wait()
         if self.rate_limited.get(method):
             self.rate_limited[method] -= 1
             await self._record(Call(method + ":429", params, token))

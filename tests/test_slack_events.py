@@ -84,6 +84,22 @@ async def test_a_follow_up_in_a_thread_where_the_bot_answered_is_answered_withou
         assert h.fake.calls_to("conversations.replies")[0]["ts"] == first["ts"]
 
 
+async def test_a_follow_up_is_acknowledged_even_while_slack_cannot_show_the_thread():
+    """conversations.replies hangs: the ack does not wait for it past its bound, and the follow-up is left alone."""
+    async with slack_harness() as h:
+        first = mention(f"<@{BOT_USER_ID}> Where is my card?", channel="C0042")
+        await h.post_event(first)
+        await h.fake.wait_for(lambda f: f.posts())
+        h.fake.held["conversations.replies"] = release = asyncio.Event()
+        follow_up = message("Can I track it?", channel="C0042", channel_type="channel", thread_ts=first["ts"])
+        assert (await h.post_event(follow_up)).status == 200
+        release.set()
+        await h.post_event(message("Where is my card?", channel="D0001"))  # a sentinel that is answered
+        await h.fake.wait_for(lambda f: len(f.posts()) == 2)
+        await h.settled()
+        assert [p["channel"] for p in h.fake.posts()] == ["C0042", "D0001"]
+
+
 async def test_a_thread_the_bot_never_answered_in_is_left_alone():
     async with slack_harness() as h:
         h.fake.seed_message("C0042", user="U0009", text="lunch?", ts="1690000000.000001")

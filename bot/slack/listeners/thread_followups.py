@@ -5,6 +5,7 @@ Whether the bot answered there is read from Slack (conversations.replies), so ev
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from slack_bolt.async_app import AsyncApp
@@ -18,6 +19,7 @@ from bot.slack.reply import Question
 
 log = logging.getLogger(__name__)
 SLACK_EVENTS = ("message.channels", "message.groups")
+CHECK_S = 1.5  # the most the ack waits for conversations.replies (Slack allows 3 s; the claim gets the rest)
 
 
 async def is_thread_reply(event, context) -> bool:
@@ -39,9 +41,18 @@ async def bot_answered_in(client, channel: str, thread_ts: str, context) -> bool
 
 async def question_of(body, event, context, client) -> Question | None:
     """A person's message in a thread the bot answered in (read from Slack before the ack, so the claim is only
-    ever of a question the bot answers)."""
-    if not from_a_person(event, context) or not await bot_answered_in(client, event["channel"], event["thread_ts"],
-                                                                       context):
+    ever of a question the bot answers). Slack waits 3 s for the ack: a thread that cannot be read within
+    CHECK_S is left alone (a mention there is always answered)."""
+    if not from_a_person(event, context):
+        return None
+    try:
+        async with asyncio.timeout(CHECK_S):
+            answered = await bot_answered_in(client, event["channel"], event["thread_ts"], context)
+    except TimeoutError:
+        log.warning("could not read thread %s in %s within %.1f s; not answering the follow-up there",
+                    event["thread_ts"], event["channel"], CHECK_S)
+        return None
+    if not answered:
         return None
     return Question(channel=event["channel"], user=event["user"], text=(event.get("text") or "").strip(),
                     ts=event["ts"], thread_ts=event["thread_ts"], event_id=body.get("event_id"),
