@@ -8,7 +8,6 @@ import asyncio
 import hashlib
 import logging
 import time
-import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
@@ -17,19 +16,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from llm.adapters.base import OUT_OF_SCOPE
-from llm.calls import CANARY, ESCALATION, FALLBACK, PRIMARY, SHADOW, ModelCall, failed_call, ok_call
+from llm.calls import CANARY, ESCALATION, PRIMARY, SHADOW, ModelCall, failed_call, ok_call
 from llm.circuit_breaker import BreakerState, CircuitBreaker
 from llm.errors import (
     AllModelsFailedError,
     BudgetExhaustedError,
     CircuitOpenError,
     InvalidPromptError,
-    LLMError,
     ModelTimeoutError,
 )
 from llm.live_metrics import LiveMetrics
 from llm.priority import background_work
 from llm.redact import redact
+from llm.request import ChainWalk, GuardedCall, RequestContext, arm, ms_since, reason
 from llm.routing.budgets import ModelBudgets, parse_budgets
 from llm.routing.confidence_map import Calibrations
 from llm.routing.policy import RoutingPolicy
@@ -44,13 +43,6 @@ if TYPE_CHECKING:
     from llm.ports import PipelineStore
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class RequestContext:
-    source: str = "api"  # slack | api | cli
-    user_id: str | None = None  # hashed before it is stored
-    request_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
 
 
 @dataclass
@@ -174,7 +166,7 @@ class BankingLLMPipeline:
         fallback_from = next(iter(request.failures), None)
         self.fallbacks += fallback_from is not None
         result = replace(result, fallback_from=fallback_from, request_id=request.context.request_id,
-                         latency_ms=_ms_since(request.started), model_latency_ms=result.latency_ms)
+                         latency_ms=ms_since(request.started), model_latency_ms=result.latency_ms)
         row = self._record(request.context, request.prompt, request.calls, result=result, store=False)
         if not self._start_shadow(request.prompt, row, request.context):
             self.store.request_log.add(row)
@@ -182,7 +174,7 @@ class BankingLLMPipeline:
 
     def _record_failure(self, request: ChainWalk, error: str) -> None:
         self._record(request.context, request.prompt, request.calls, error=error,
-                     latency_ms=_ms_since(request.started))
+                     latency_ms=ms_since(request.started))
 
     def _all_failed(self, request: ChainWalk) -> AllModelsFailedError:
         """Every model failed: the request is recorded, and the error to raise carries each model's reason."""
@@ -214,10 +206,10 @@ class BankingLLMPipeline:
         try:
             result = await self._call(target, prompt, rule.model)
         except Exception as exc:  # noqa: BLE001 - the first answer stands
-            calls.append(failed_call(target, exc, _ms_since(started), ESCALATION, escalated_from=first.model))
-            log.warning("escalation to %s failed for request %s: %s", target, context.request_id, _reason(exc))
+            calls.append(failed_call(target, exc, ms_since(started), ESCALATION, escalated_from=first.model))
+            log.warning("escalation to %s failed for request %s: %s", target, context.request_id, reason(exc))
             return first
-        calls.append(ok_call(target, result, _ms_since(started), ESCALATION, escalated_from=first.model))
+        calls.append(ok_call(target, result, ms_since(started), ESCALATION, escalated_from=first.model))
         return replace(result, extra=result.extra | {"arm": "escalation", "escalated_from": first.model,
                                                      "first_confidence": first.confidence})
 
@@ -242,11 +234,11 @@ class BankingLLMPipeline:
             with background_work():  # live requests go first where the model queues
                 result = await self._call(name, prompt, version)
         except BaseException as exc:  # noqa: BLE001 - cancelled at shutdown included: the row is still stored
-            call = failed_call(name, exc, _ms_since(started), SHADOW)
+            call = failed_call(name, exc, ms_since(started), SHADOW)
             if not isinstance(exc, Exception):
                 raise
         else:
-            call = ok_call(name, result, _ms_since(started), SHADOW)
+            call = ok_call(name, result, ms_since(started), SHADOW)
             self.live.record_shadow(name, result.intent == row.get("intent"), call.latency_ms, result.cost_usd)
         finally:
             row["calls"] = [*row["calls"], call.to_row()]
@@ -390,55 +382,3 @@ class BankingLLMPipeline:
             self.benchmark_task.cancel()
             await asyncio.gather(self.benchmark_task, return_exceptions=True)
         await self.factory.aclose()
-
-
-@dataclass
-class GuardedCall:
-    """A model call let through by `BankingLLMPipeline._guarded_call`: the loaded adapter and its timeout; the
-    body sets the result."""
-    adapter: ModelAdapter
-    timeout_s: float
-    result: GenerationResult | None = None
-
-
-@dataclass
-class ChainWalk:
-    """One request on its way down the chain (the same for a plain and a streamed answer): when it started,
-    its first model, each model call made and why each failed model failed."""
-    context: RequestContext
-    prompt: str
-    first: str
-    first_version: str | None
-    first_role: str
-    started: float
-    calls: list[ModelCall] = field(default_factory=list)
-    failures: dict[str, str] = field(default_factory=dict)
-
-    def next_role(self) -> str:
-        return FALLBACK if self.calls else self.first_role
-
-    def version_for(self, name: str) -> str | None:
-        return self.first_version if name == self.first else None
-
-    def answered(self, name: str, result: GenerationResult, call_started: float, role: str) -> None:
-        self.calls.append(ok_call(name, result, _ms_since(call_started), role))
-
-    def failed(self, name: str, exc: BaseException, call_started: float, role: str) -> None:
-        self.calls.append(failed_call(name, exc, _ms_since(call_started), role))
-        self.failures[name] = _reason(exc)
-        log.warning("model %s failed for request %s: %s", name, self.context.request_id, self.failures[name])
-
-
-def arm(role: str) -> str:
-    """The arm a served answer came from, in its extra."""
-    return "canary" if role == CANARY else "served"
-
-
-def _ms_since(started: float) -> float:
-    return (time.perf_counter() - started) * 1000
-
-
-def _reason(exc: BaseException) -> str:
-    text = str(exc) or type(exc).__name__
-    return text if isinstance(exc, LLMError) else f"{type(exc).__name__}: {text}"
-

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 
 from llm.adapters.base import GenerationResult
 from llm.errors import LLMError, ModelTimeoutError
-from llm.pipeline import RequestContext, _ms_since, arm
+from llm.request import RequestContext, arm, ms_since
 from llm.ttft import ttft_of
 
 if TYPE_CHECKING:
@@ -60,7 +60,7 @@ async def generate_stream(pipeline: BankingLLMPipeline, prompt: str,
                             result = item
                             break
                         if ttft_ms is None:
-                            ttft_ms = _ms_since(request.started)
+                            ttft_ms = ms_since(request.started)
                         shown.append(item)
                         yield item
             except Exception as exc:  # noqa: BLE001 - before the first delta every failure moves down the chain
@@ -75,7 +75,7 @@ async def generate_stream(pipeline: BankingLLMPipeline, prompt: str,
                                              request.context.request_id) from exc
             assert result is not None
             request.answered(name, result, call_started, role)
-            ttft_ms = ttft_ms if ttft_ms is not None else _ms_since(request.started)
+            ttft_ms = ttft_ms if ttft_ms is not None else ms_since(request.started)
             result = replace(result, extra=result.extra | {"arm": arm(role), "ttft_ms": round(ttft_ms, 3),
                                                            "model_ttft_ms": result.extra.get("ttft_ms")})
             ttft_of(pipeline).record(result.model, ttft_ms)
