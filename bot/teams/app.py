@@ -38,7 +38,7 @@ from bot.conversation.messages import apology
 from bot.inflight import Work
 from bot.teams import chains
 from bot.teams import dialogue_cards as cards
-from bot.teams.channel import TeamsChannel
+from bot.teams.channel import Inbound, TeamsChannel
 from bot.teams.commands import TeamsCommands, parse_command
 from bot.teams.config import anonymous_allowed
 from bot.teams.format import message, strip_mention
@@ -82,9 +82,10 @@ class TeamsFrontEnd:
     async def messages(self, request: web.Request) -> web.Response:
         """An invoke (it wants its answer in the response) runs the SDK's turn in the request. Any other activity
         is checked (JSON, conversation, serviceUrl against the allow-list and the token's claim) and accepted with
-        202. A message's turn runs before the 202 but only decides whether to answer and claims it (Teams does not
-        re-deliver an accepted activity, so the durable claim must exist first); the answer runs in a task of its
-        own. Other activities' turns run in a task after the 202."""
+        202. A message is decided and claimed before the 202 (Teams does not re-deliver an accepted activity, so
+        the durable claim must exist first), without the SDK's inbound turn, which would put its cost on every
+        202; the answer (or a click's action) runs in a proactive turn of its own. Other activities' SDK turns run
+        in a task after the 202."""
         try:
             body = await request.json()
             activity = Activity.model_validate(body)
@@ -98,11 +99,14 @@ class TeamsFrontEnd:
         if not self._service_url_allowed(identity, activity.service_url):
             log.warning("Teams activity refused: serviceUrl %s is not allowed", activity.service_url)
             return web.json_response({"error": "serviceUrl not allowed"}, status=401)
-        turn = self.adapter.process_activity(identity, activity, self.agent.on_turn)
-        if activity.type == ActivityTypes.message:  # it only decides and claims: the answer runs in a task
-            await turn
+        if activity.type == ActivityTypes.message:  # decided and claimed here; the answer runs in a task
+            try:
+                await self.take(activity, identity)
+            except Exception as exc:  # noqa: BLE001 - as in the SDK's turn: the user gets the apology, the log the trace
+                self.work.spawn(self.apologise(identity, activity, exc), name=f"teams-apology-{activity.id}")
         else:
-            self.work.spawn(turn, name=f"teams-turn-{activity.id}")
+            self.work.spawn(self.adapter.process_activity(identity, activity, self.agent.on_turn),
+                            name=f"teams-turn-{activity.id}")
         return web.Response(status=202)
 
     def _service_url_allowed(self, identity: Any, service_url: str | None) -> bool:
@@ -115,7 +119,11 @@ class TeamsFrontEnd:
     # -- the inbound turn: decide, then answer in the background ------------------------------------------
 
     async def on_message(self, context: TurnContext, state: TurnState) -> None:
-        activity = context.activity
+        """A message in the SDK's inbound turn (an expectReplies delivery; others are taken before their 202)."""
+        await self.take(context.activity, context.identity)
+
+    async def take(self, activity: Activity, identity: Any) -> None:
+        """Decide whether to answer the message, claim it, and start its answer (or a click's action) in a task."""
         tenant = activity.conversation.tenant_id or (activity.channel_data or {}).get("tenant", {}).get("id")
         allowed = self.runtime.settings.teams_tenants
         if allowed and tenant not in allowed:
@@ -128,7 +136,7 @@ class TeamsFrontEnd:
         if activity.value is not None:  # a click on one of our cards (Action.Submit), anywhere
             event = cards.event_of(activity.value, sender.aad_object_id or sender.id, where, link)
             if event is not None and self._may(event):
-                self.work.spawn(self.act(context.identity, activity.model_copy(deep=True), event, kind),
+                self.work.spawn(self.act(identity, activity.model_copy(deep=True), event, kind),
                                 name=f"teams-action-{activity.id}")
             return
         mentioned = any(m.mentioned and m.mentioned.id == activity.recipient.id
@@ -141,11 +149,11 @@ class TeamsFrontEnd:
                            link=link, delivery=f"teams:{activity.conversation.id}:{activity.id}")
         command = parse_command(incoming.text)
         if command is None:  # a question's claim records the work: another replica answers it if this one dies
-            claimed = await self.core.accept(incoming, self.channel(context, kind))
+            claimed = await self.core.accept(incoming, Inbound(activity, identity, kind))
         else:
             claimed = await self.core.claim(incoming.delivery)
         if claimed:
-            self.work.spawn(self.answer(context.identity, activity.model_copy(deep=True), incoming, kind, command),
+            self.work.spawn(self.answer(identity, activity.model_copy(deep=True), incoming, kind, command),
                             name=f"teams-answer-{activity.id}")
 
     async def answer(self, identity: Any, activity: Activity, incoming: Message, kind: str,
@@ -187,6 +195,13 @@ class TeamsFrontEnd:
 
         async def turn(context: TurnContext) -> None:
             await Dialogue(self.core).on_action(event, self.channel(context, kind))
+
+        await self.adapter.continue_conversation_with_claims(identity, activity, turn)
+
+    async def apologise(self, identity: Any, activity: Activity, error: Exception) -> None:
+        """`on_turn_error` for a message that failed before any turn: in a proactive turn of its conversation."""
+        async def turn(context: TurnContext) -> None:
+            await self.on_turn_error(context, error)
 
         await self.adapter.continue_conversation_with_claims(identity, activity, turn)
 

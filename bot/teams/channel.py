@@ -92,16 +92,8 @@ class TeamsChannel:
         return self.context.services.get(ConnectorClientBase).conversations
 
     def reference(self) -> dict:
-        """Where to answer, kept with the durable claim: the conversation reference without the message's
-        content, and the inbound token's claims (not the token), to continue the conversation from another
-        replica."""
-        activity = self.context.activity.model_dump(mode="json", by_alias=True, exclude_none=True,
-                                                    exclude=CONTENT_FIELDS)
-        identity = getattr(self.context, "identity", None)
-        return {"activity": activity, "claims": dict(identity.claims) if identity else {},
-                "auth": identity.authentication_type if identity else None,
-                "kind": "personal" if self.personal else (self.context.activity.conversation.conversation_type
-                                                          or "personal")}
+        kind = "personal" if self.personal else (self.context.activity.conversation.conversation_type or "personal")
+        return Inbound(self.context.activity, getattr(self.context, "identity", None), kind).reference()
 
     async def _stream(self, reply: Reply, controls: dict | None = None) -> bool:
         """False when the whole answer cannot be one final message (it is then split and sent instead)."""
@@ -119,6 +111,22 @@ class TeamsChannel:
             stream.set_attachments([cards.attachment(controls)])
         await stream.end_stream()
         return True
+
+
+class Inbound:
+    """A message as it arrives, before any turn: where its answer will go, for the durable claim."""
+
+    def __init__(self, activity: Activity, identity: ClaimsIdentity | None, kind: str):
+        self.activity, self.identity, self.kind = activity, identity, kind
+
+    def reference(self) -> dict:
+        """Where to answer, kept with the durable claim: the conversation reference without the message's
+        content, and the inbound token's claims (not the token), to continue the conversation from another
+        replica."""
+        activity = self.activity.model_dump(mode="json", by_alias=True, exclude_none=True, exclude=CONTENT_FIELDS)
+        identity = self.identity
+        return {"activity": activity, "claims": dict(identity.claims) if identity else {},
+                "auth": identity.authentication_type if identity else None, "kind": self.kind}
 
 
 class TeamsLiveStream:
