@@ -57,7 +57,8 @@ class ClaimBatch:
             except BaseException as exc:  # every claim of the batch shares its transaction's fate
                 for _, outcome in batch:
                     if not outcome.done():
-                        outcome.set_exception(exc if isinstance(exc, Exception) else asyncio.CancelledError())
+                        outcome.set_exception(exc if isinstance(exc, Exception)
+                                              else ConnectionError("the claim writer was stopped"))
                 if not isinstance(exc, Exception):
                     raise
                 continue

@@ -56,6 +56,7 @@ async def claim_many(conn: AsyncConnection, insert, rows: list[dict], *, now: da
     """Insert the claims of many deliveries in one statement (each row: key, holder, lease_s, source, user_id,
     question, reference), each held by its holder; returns the keys inserted. A key that any earlier delivery
     claimed, or repeated in ``rows``, is inserted at most once (storage/claim_batch.py gives the first its win)."""
+    rows = sorted(rows, key=lambda r: r["key"])  # one lock order in every replica's batch: no deadlock on PostgreSQL
     values = [dict(event_id=r["key"], created_at=now, source=r["source"], user_id=r["user_id"],
                    question=r["question"], reference=r["reference"], state=CLAIMED, holder=r["holder"],
                    lease_expires_at=now + timedelta(seconds=r["lease_s"]), attempts=0, updated_at=now) for r in rows]

@@ -350,7 +350,6 @@ class Database(ClaimQueries):
         and event ids older than EVENT_RETENTION (Slack stops retrying an event within minutes)."""
         if time.monotonic() - self._pruned_at < PRUNE_EVERY_S or (self._housekeeping and not self._housekeeping.done()):
             return
-        self.claim_batch = ClaimBatch(self.claims_engine, self._insert_claims)  # group commit of claims
         self._pruned_at = time.monotonic()
         self._housekeeping = asyncio.get_running_loop().create_task(self._prune(), name="storage-housekeeping")
 

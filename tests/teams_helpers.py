@@ -71,6 +71,7 @@ class TeamsHarness:
     custom: ScriptedAdapter
     gemini: ScriptedAdapter
     work: Work
+    app: Any = None  # the aiohttp application (bot.server.build_web_app)
 
     async def send(self, body: dict[str, Any], *, token: str | None = "valid", url: str | None = None,
                    ) -> aiohttp.ClientResponse:
@@ -94,12 +95,12 @@ class TeamsHarness:
 
 @asynccontextmanager
 async def teams_app(runtime: Runtime):
-    """The real web app of `runtime`, served on 127.0.0.1; yields (url, its Teams work)."""
+    """The real web app of `runtime`, served on 127.0.0.1; yields (url, its Teams work, the app)."""
     web_app = build_web_app(runtime)
     server = TestServer(web_app, host="127.0.0.1")
     await server.start_server()
     try:
-        yield str(server.make_url("")).rstrip("/"), web_app[TEAMS_WORK]
+        yield str(server.make_url("")).rstrip("/"), web_app[TEAMS_WORK], web_app
     finally:
         await server.close()
 
@@ -119,8 +120,8 @@ async def teams_harness(monkeypatch, *, custom: ScriptedAdapter | None = None,
     runtime = await Runtime.create(Settings(**values), builders=builders(custom, gemini))
     http = aiohttp.ClientSession()
     try:
-        async with teams_app(runtime) as (url, work):
-            harness = TeamsHarness(connector, identity, runtime, url, http, custom, gemini, work)
+        async with teams_app(runtime) as (url, work, app):
+            harness = TeamsHarness(connector, identity, runtime, url, http, custom, gemini, work, app)
             yield harness
             await harness.settled()
     finally:

@@ -46,6 +46,21 @@ async def test_claims_arriving_together_share_commits_and_each_key_is_won_once(d
         await other.aclose()
 
 
+async def test_two_replicas_claiming_one_burst_in_opposite_orders_never_deadlock(database_url, database,
+                                                                                   frozen_clock):
+    """Each replica's batch takes the keys in one order (on PostgreSQL two batches locking the same new keys in
+    opposite orders would deadlock and fail every claim in them)."""
+    other = Database(database_url)
+    try:
+        for round_ in range(3):
+            keys = [f"EvOrder{round_}-{i:03d}" for i in range(200)]
+            won = await asyncio.gather(*(claim(database, key, holder="A") for key in keys),
+                                       *(claim(other, key, holder="B") for key in reversed(keys)))
+            assert sum(won) == len(keys)  # no claim raised, each key won once
+    finally:
+        await other.aclose()
+
+
 async def test_two_replicas_racing_for_expired_claims_each_claim_goes_to_exactly_one(database_url, database,
                                                                                        frozen_clock: FrozenClock):
     keys = [f"Ev{i}" for i in range(20)]

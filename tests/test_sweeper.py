@@ -16,6 +16,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+from bot.conversation.core import Message
 from bot.conversation.durable import LATE, ClaimBook, claims_of
 from bot.conversation.sweeper import Sweeper
 from bot.runtime import Runtime
@@ -142,6 +143,17 @@ async def test_a_question_is_claimed_before_slack_gets_its_ack(database_url, dat
         await fake.wait_for(lambda f: len(f.posts()) == 1, within_s=30)
         await asyncio.gather(*a.app[SLACK_WORK].tasks)
         assert (await database.get_claim("EvAck")).state == "answered"
+
+
+async def test_a_redelivery_to_the_replica_working_on_it_keeps_the_claim_held(database, frozen_clock):
+    book = ClaimBook(database, Settings(claim_lease_s=LEASE_S))
+    question = Message(source="slack", user="U1", text="where is my card?", delivery="EvTwice")
+    where = {"channel": CHANNEL, "ts": "1800000000.000400", "thread_ts": "1800000000.000400"}
+    assert await book.claim("EvTwice", question, where)
+    assert not await book.claim("EvTwice", question, where)  # the same delivery again, to the same replica
+    assert book.held == {"EvTwice"} and not book.pending
+    frozen_clock.advance(LEASE_S - 1)
+    assert await book.heartbeat() == 1  # still its work: the lease keeps being renewed
 
 
 async def test_two_sweepers_racing_for_one_expired_claim_answer_it_once(database_url, database, frozen_clock):

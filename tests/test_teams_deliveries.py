@@ -29,7 +29,7 @@ async def test_two_replicas_answer_a_redelivered_activity_once(monkeypatch, tmp_
                                               fallback_order="custom", benchmark_every_n=0, database_url=database),
                                      builders=builders(other_custom))
         try:
-            async with teams_app(other) as (other_url, other_work):
+            async with teams_app(other) as (other_url, other_work, _):
                 bodies = [activity(f"question {i}", h.connector.url, kind="personal", conversation="a:1same")
                           for i in range(5)]
                 for body in bodies:  # each one to both replicas, as a re-delivery through a load balancer would

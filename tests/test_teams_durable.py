@@ -93,3 +93,30 @@ async def test_a_teams_question_whose_replica_stopped_is_answered_by_another_onc
         [answer] = h.connector.messages()
         assert "Replica B answers." in answer.activity["text"] and answer.conversation == body["conversation"]["id"]
         assert other.prompts == ["Where is my card?"]
+
+
+async def test_a_question_whose_answer_cannot_start_is_released_for_a_sweeper(monkeypatch, frozen_clock):
+    """The claim is written before the 202, but the proactive turn cannot start (no outbound token): the claim is
+    released at once instead of being held, and renewed, by a replica that will never answer it."""
+    from microsoft_agents.authentication.msal import MsalAuth
+
+    async with teams_harness(monkeypatch, claim_lease_s=LEASE_S, sweep_interval_s=3600) as h:
+        token = MsalAuth.get_access_token
+
+        async def unreachable(*args, **kwargs):
+            raise ConnectionError("login.microsoftonline.com is unreachable")
+
+        monkeypatch.setattr(MsalAuth, "get_access_token", unreachable)
+        body = activity("Where is my card?", h.connector.url, kind="personal")
+        assert (await h.send(body)).status == 202
+        await h.settled()
+        book = claims_of(h.runtime)
+        claim = await h.runtime.db.get_claim(key_of(body))
+        assert claim.state == "claimed" and claim.lease_expires_at <= frozen_clock.utcnow()  # released, not held
+        assert key_of(body) not in book.held and h.connector.messages() == []
+        monkeypatch.setattr(MsalAuth, "get_access_token", token)  # the sign-in works again
+        [taken] = await Sweeper(h.runtime, resumers(h.app)).sweep()
+        assert taken.key == key_of(body)
+        await h.connector.wait_for(lambda c: c.messages())
+        await h.settled()
+        assert len(h.connector.messages()) == 1

@@ -53,6 +53,8 @@ class ClaimBook:
         insert may still land, so the key is kept as held and unsure: the heartbeat renews that row while this
         replica answers and the answer marks it answered, rather than leaving it for another replica's sweeper to
         answer a second time."""
+        if key in self.held:  # this replica works on that delivery already (a re-delivery to it)
+            return False
         settle = not self.db.hanging  # while the database hangs, waiting longer only delays the answer
         insert = asyncio.ensure_future(self.db.claim_work(
             key, holder=self.holder, lease_s=self.lease_s, source=message.source, user_id=message.user,
@@ -65,6 +67,8 @@ class ClaimBook:
         if not done:
             self.pending[key] = insert
             return True
+        if insert.cancelled():
+            raise ConnectionError("the claim insert was cancelled")
         if insert.exception() is not None:
             raise insert.exception()
         self.unsure.discard(key)
@@ -78,12 +82,13 @@ class ClaimBook:
         insert = self.pending.pop(key, None)
         if insert is None:
             return True
-        try:
-            won = await insert
-        except Exception as exc:  # noqa: BLE001 - the database being down must not cost the answer
+        await asyncio.wait({insert})  # its own bound (SETTLE_S) ends it; cancelling this task still propagates
+        if insert.cancelled() or insert.exception() is not None:  # the database being down must not cost the answer
+            reason = "cancelled" if insert.cancelled() else type(insert.exception()).__name__
             log.warning("the claim of %s was not written within %.0f s (%s); answering it unclaimed", key, SETTLE_S,
-                        type(exc).__name__)
+                        reason)
             return None
+        won = insert.result()
         self.unsure.discard(key)
         if not won:
             self.held.discard(key)
@@ -118,6 +123,15 @@ class ClaimBook:
                                   False)
         finally:
             self.drop(key)
+
+    async def abandon(self, key: str) -> None:
+        """This replica will not answer a claim it holds after all (its answer could not start): end its lease
+        now, so another replica's sweeper answers it rather than this replica renewing it forever."""
+        if key in self.pending:
+            await self.settle(key)  # an insert still running could land after the release
+        if key in self.held:
+            self.drop(key)
+            await self._fail_open(self.db.release_claims(self.holder, [key]), 0)
 
     def drop(self, key: str) -> None:
         self.held.discard(key)

@@ -34,6 +34,7 @@ from yarl import URL
 from bot.conversation.actions import ActionEvent, Do
 from bot.conversation.core import ConversationCore, Message
 from bot.conversation.dialogue import Dialogue
+from bot.conversation.durable import claims_of
 from bot.conversation.messages import apology
 from bot.inflight import Work
 from bot.teams import chains
@@ -159,12 +160,13 @@ class TeamsFrontEnd:
     async def answer(self, identity: Any, activity: Activity, incoming: Message, kind: str,
                      command: tuple | None) -> None:
         """A proactive turn continuing the conversation: the answer to the claimed question, or the command's
-        reply."""
-        if not self.validator.is_allowed(activity.service_url):  # checked on the way in too; never post elsewhere
-            log.warning("Teams answer not sent: serviceUrl %s is not allowed", activity.service_url)
-            return
+        reply. A question whose turn never started (no token, the connector unreachable) has its claim released
+        for another replica's sweeper, rather than held by this replica and never answered."""
+        started = False
 
         async def turn(context: TurnContext) -> None:
+            nonlocal started
+            started = True
             if command is None:
                 await self.core.respond(incoming, self.channel(context, kind))
                 if kind == "channel":
@@ -172,7 +174,14 @@ class TeamsFrontEnd:
             else:
                 await self.commands.run(context, incoming.user, *command)
 
-        await self.adapter.continue_conversation_with_claims(identity, activity, turn)
+        try:
+            if not self.validator.is_allowed(activity.service_url):  # checked on the way in too: never post elsewhere
+                log.warning("Teams answer not sent: serviceUrl %s is not allowed", activity.service_url)
+                return
+            await self.adapter.continue_conversation_with_claims(identity, activity, turn)
+        finally:
+            if command is None and not started:
+                await claims_of(self.runtime).abandon(incoming.delivery)
 
     def channel(self, context: TurnContext, kind: str) -> TeamsChannel:
         return TeamsChannel(context, kind, self.runtime.settings.teams_handoff_conversation)
