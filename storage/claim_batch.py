@@ -15,13 +15,10 @@ for ("unsure" claims).
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
-
-log = logging.getLogger(__name__)
 
 Insert = Callable[[AsyncConnection, list[dict[str, Any]]], Awaitable[set[str]]]  # rows -> the keys inserted
 

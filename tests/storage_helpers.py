@@ -59,3 +59,13 @@ async def migrated_database(url: str, **options) -> AsyncIterator[Database]:
         yield db
     finally:
         await db.aclose()
+
+
+async def wait_for_state(db: Database, key: str, state: str, within_s: float = 20.0) -> None:
+    """Poll a claim's state (it changes in another task), up to a generous deadline."""
+    async with asyncio.timeout(within_s):
+        while True:
+            claim = await db.get_claim(key)
+            if claim is not None and claim.state == state:
+                return
+            await asyncio.sleep(0.02)

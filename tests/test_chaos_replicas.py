@@ -26,6 +26,7 @@ from tests.fake_slack import BOT_USER_ID, FakeSlack
 from tests.scripted import Scripted, ScriptedAdapter, builders
 from tests.serve_helpers import start_server
 from tests.slack_helpers import SECRET, event_body, mention, signed_headers
+from tests.storage_helpers import migrated_database
 from tests.tcp_proxy import TcpProxy
 
 
@@ -71,10 +72,8 @@ def replies_per_thread(fake: FakeSlack) -> dict[str, int]:
 
 
 async def test_events_delivered_to_both_replicas_are_answered_once(postgres_url):
-    migrated = Database(postgres_url)
-    await migrated.upgrade()
-    await migrated.truncate_all()
-    await migrated.aclose()
+    async with migrated_database(postgres_url):  # migrated and emptied
+        pass
     fake = await FakeSlack().start()
     rng = random.Random(7)
     try:
@@ -100,10 +99,8 @@ async def test_events_delivered_to_both_replicas_are_answered_once(postgres_url)
 
 
 async def test_while_the_database_is_down_events_are_answered_unclaimed_and_rows_land_later(postgres_url):
-    migrated = Database(postgres_url)
-    await migrated.upgrade()
-    await migrated.truncate_all()
-    await migrated.aclose()
+    async with migrated_database(postgres_url):  # migrated and emptied
+        pass
     fake = await FakeSlack().start()
     try:
         async with (TcpProxy() as proxy, replica(proxy.rewrite(postgres_url), fake) as (url, work, runtime),
@@ -134,10 +131,8 @@ async def test_a_claim_still_being_written_at_the_ack_is_waited_for_and_a_second
     acknowledged with their claims still being written; once the database answers, the claim that landed first
     is answered and the other delivery is not: one reply, nothing answered unclaimed."""
     monkeypatch.setattr(durable, "SETTLE_S", 60.0)  # however slow this machine is, the claims settle in time
-    migrated = Database(postgres_url)
-    await migrated.upgrade()
-    await migrated.truncate_all()
-    await migrated.aclose()
+    async with migrated_database(postgres_url):  # migrated and emptied
+        pass
     fake = await FakeSlack().start()
     try:
         async with (TcpProxy() as proxy, replica(proxy.rewrite(postgres_url), fake) as (url, work, runtime),
@@ -182,10 +177,8 @@ async def open_claims(url: str) -> int:
 async def kill_mid_answer(url: str, workdir, *, restart_same: bool) -> None:
     """Replica A acknowledges 8 questions, starts answering them and is killed with SIGKILL; replica B (or A
     restarted, on SQLite) answers every one of them, once."""
-    migrated = Database(url)
-    await migrated.upgrade()
-    await migrated.truncate_all()
-    await migrated.aclose()
+    async with migrated_database(url):  # migrated and emptied
+        pass
     fake = await FakeSlack().start()
     env = KILL_ENV | {"DATABASE_URL": url, "SLACK_API_URL": fake.api_url}
     replicas = []

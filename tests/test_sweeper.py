@@ -27,6 +27,7 @@ from tests.clock import FrozenClock
 from tests.fake_slack import BOT_ID, BOT_USER_ID, FakeSlack
 from tests.scripted import Scripted, ScriptedAdapter, builders
 from tests.slack_helpers import SECRET, event_body, mention, message, signed_headers
+from tests.storage_helpers import wait_for_state
 
 LEASE_S = 20.0
 CHANNEL = "C0SWEEP"
@@ -263,13 +264,3 @@ async def test_a_starting_replica_sweeps_before_it_serves(database_url, database
             assert (await database.get_claim("EvLeft")).holder == b.book.holder  # taken before serving
         await fake.wait_for(lambda f: posts_in(f, "1800000000.000600"))
         await fake.wait_for(lambda f: len(f.posts()) == 2)
-
-
-async def wait_for_state(db: Database, key: str, state: str, within_s: float = 20.0) -> None:
-    """Poll the claim's state (it changes in another task), up to a generous deadline."""
-    async with asyncio.timeout(within_s):
-        while True:
-            claim = await db.get_claim(key)
-            if claim is not None and claim.state == state:
-                return
-            await asyncio.sleep(0.02)

@@ -17,6 +17,7 @@ from bot.runtime import Runtime
 from bot.server import SWEPT, build_web_app, resumers
 from bot.settings import Settings
 from tests.scripted import Scripted, ScriptedAdapter, builders
+from tests.storage_helpers import wait_for_state
 from tests.teams_helpers import activity, teams_harness
 
 LEASE_S = 20.0
@@ -24,16 +25,6 @@ LEASE_S = 20.0
 
 def key_of(body: dict) -> str:
     return f"teams:{body['conversation']['id']}:{body['id']}"
-
-
-async def state_of(db, key: str, state: str, within_s: float = 20.0) -> None:
-    """Poll the claim's state (it changes in another task), up to a generous deadline."""
-    async with asyncio.timeout(within_s):
-        while True:
-            claim = await db.get_claim(key)
-            if claim is not None and claim.state == state:
-                return
-            await asyncio.sleep(0.02)
 
 
 @asynccontextmanager
@@ -80,14 +71,14 @@ async def test_a_teams_question_whose_replica_stopped_is_answered_by_another_onc
                              sweep_interval_s=3600) as h:
         body = activity("Where is my card?", h.connector.url, kind="personal")
         assert (await h.send(body)).status == 202
-        await state_of(h.runtime.db, key_of(body), "answering")  # A works on it, and then stops answering
+        await wait_for_state(h.runtime.db, key_of(body), "answering")  # A works on it, and then stops answering
         frozen_clock.advance(LEASE_S + 1)
         other = ScriptedAdapter("custom", default=Scripted("Replica B answers.", "card_arrival", 0.9))
         async with second_replica(database, other) as (runtime_b, app_b):
             await h.connector.wait_for(lambda c: c.messages())  # B's start-up sweep took it over
             assert claims_of(runtime_b).taken_over == 1
             assert await Sweeper(runtime_b, resumers(app_b)).sweep() == []  # and nothing is left to take
-            await state_of(runtime_b.db, key_of(body), "answered")
+            await wait_for_state(runtime_b.db, key_of(body), "answered")
             stuck.set()  # A's model answers at last: A finds the question is no longer its own and stays quiet
             await h.settled()
         [answer] = h.connector.messages()

@@ -1,7 +1,8 @@
 """The conversation flow every front end shares: claim the delivery once, screen the text, ask the pipeline,
 and hand a neutral `Reply` to the front end's `Channel`, which renders it (Block Kit, Adaptive Cards...).
 
-Knows no Slack and no Teams: a front end builds a `Message` and a `Channel` and calls `handle`.
+Knows no Slack and no Teams: a front end builds a `Message` and a `Channel`, calls `accept` (the claim) before it
+acknowledges the delivery and `respond` after.
 """
 
 from __future__ import annotations
@@ -92,11 +93,6 @@ class ConversationCore:
     @property
     def settings(self) -> Any:
         return self.runtime.settings
-
-    async def handle(self, message: Message, channel: Channel) -> None:
-        """Answer once, whatever the number of deliveries; never raises."""
-        if await self.accept(message, channel):
-            await self.respond(message, channel)
 
     async def accept(self, message: Message, channel: Channel) -> bool:
         """Claim the delivery, recording the work where the channel has a reference; False when another delivery

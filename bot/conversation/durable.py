@@ -71,10 +71,7 @@ class ClaimBook:
             raise ConnectionError("the claim insert was cancelled")
         if insert.exception() is not None:
             raise insert.exception()
-        self.unsure.discard(key)
-        if not insert.result():
-            self.held.discard(key)
-        return insert.result()
+        return self._decided(key, insert.result())
 
     async def settle(self, key: str) -> bool | None:
         """The outcome of a claim still pending at the ack: True (this replica's), False (another delivery's: do
@@ -88,7 +85,10 @@ class ClaimBook:
             log.warning("the claim of %s was not written within %.0f s (%s); answering it unclaimed", key, SETTLE_S,
                         reason)
             return None
-        won = insert.result()
+        return self._decided(key, insert.result())
+
+    def _decided(self, key: str, won: bool) -> bool:
+        """The claim's insert answered: this replica's (held, sure) or another delivery's (not held)."""
         self.unsure.discard(key)
         if not won:
             self.held.discard(key)

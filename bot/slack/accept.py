@@ -35,5 +35,4 @@ async def answer_claimed(context, client, say_stream=None, set_status=None) -> N
     """The listener: answers the question `claim_first` claimed (nothing for a re-delivery or another's message)."""
     question = context.get(CLAIMED_KEY)
     if question is not None:
-        await answer(question, services(context), client, say_stream=say_stream, set_status=set_status,
-                     accepted=True)
+        await answer(question, services(context), client, say_stream=say_stream, set_status=set_status)

@@ -58,14 +58,10 @@ async def accept(question: Question, bot: BotServices, client: AsyncWebClient) -
 
 
 async def answer(question: Question, bot: BotServices, client: AsyncWebClient, *, say_stream: Any = None,
-                 set_status: Any = None, accepted: bool = False) -> None:
-    """Answer once, whatever the number of deliveries; never raises. `accepted`: `accept` already claimed it."""
-    core, message = ConversationCore(bot.runtime, bot.work), _message(question)
+                 set_status: Any = None) -> None:
+    """Answer a question `accept` claimed (after the ack); never raises."""
     channel = SlackChannel(question, bot, client, say_stream, set_status)
-    if accepted:
-        await core.respond(message, channel)
-    else:
-        await core.handle(message, channel)
+    await ConversationCore(bot.runtime, bot.work).respond(_message(question), channel)
 
 
 def _message(question: Question) -> Message:
